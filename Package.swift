@@ -1,0 +1,73 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let strictSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "swift-workflow-events",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "WorkflowEvents", targets: ["WorkflowEvents"]),
+        .library(name: "WorkflowEventsTesting", targets: ["WorkflowEventsTesting"]),
+        .executable(name: "workflow-events-demo", targets: ["WorkflowEventsDemo"]),
+        .executable(name: "workflow-events-benchmarks", targets: ["WorkflowEventsBenchmarks"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CRDKafka",
+            pkgConfig: "rdkafka",
+            providers: [.apt(["librdkafka-dev"])]
+        ),
+        .target(
+            name: "WorkflowEvents",
+            dependencies: [
+                "CRDKafka",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "WorkflowEventsTesting",
+            dependencies: ["CRDKafka", "WorkflowEvents"],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "WorkflowEventsDemo",
+            dependencies: [
+                "WorkflowEvents",
+                "WorkflowEventsTesting",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Examples/Demo",
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "WorkflowEventsBenchmarks",
+            dependencies: [
+                "CRDKafka",
+                "WorkflowEvents",
+                "WorkflowEventsTesting",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Benchmarks/WorkflowEventsBenchmarks",
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "WorkflowEventsTests",
+            dependencies: [
+                "WorkflowEvents",
+                "WorkflowEventsTesting",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "InMemoryLogging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+    ]
+)

@@ -1,0 +1,614 @@
+public import Logging
+import Synchronization
+
+/// Consumes workflow events from Kafka.
+///
+/// The actor owns one librdkafka consumer. Read events with a `for try await` loop over
+/// ``events(topics:)`` (or ``messages(topics:)`` for their Kafka coordinates), with a
+/// callback through ``consumeEvents(topics:timeout:_:)``, or in batches of raw
+/// records with ``poll(timeout:)``; prefer ``withWorkflowEventConsumer(configuration:logger:isolation:_:)``,
+/// which closes the consumer however its body ends.
+///
+/// Guarantees:
+/// - An event's offset is stored for commit only once the loop body (or callback) that
+///   received it has returned: a crash redelivers the event in hand, never skips it.
+/// - An event that breaks the contract is logged with its topic, partition and offset,
+///   counted, skipped, and its offset moves on.
+/// - Cancelling the task that is reading commits what was processed, leaves the group (its
+///   partitions move to another member at once) and destroys the handle.
+/// - Reading pulls: nothing is taken from librdkafka faster than the loop consumes, beyond
+///   one fetch batch and librdkafka's own bounded prefetch.
+/// - No blocking librdkafka call runs on Swift's cooperative thread pool.
+public actor WorkflowEventConsumer {
+    /// The settings this consumer was made with.
+    public nonisolated let configuration: Configuration
+    private let logger: Logger
+    private let client: RDKafkaConsumerClient
+
+    private enum Lifecycle { case open, closing, closed }
+    private var lifecycle = Lifecycle.open
+    private var closeWaiters: [CheckedContinuation<Void, Never>] = []
+
+    private var subscription: [String]?
+    private var buffer = RDKafkaMessageBuffer()
+    private var fetchInFlight = false
+    private var fetchWaiters: [CheckedContinuation<Void, Never>] = []
+    private var seenGeneration = 0
+
+    /// The message each reader (a stream or a callback loop) is processing now, held until
+    /// the reader asks for the next one: then its offset is stored.
+    private var inProcess: [Int: RDKafkaMessage] = [:]
+    /// Next offsets of the records the last `poll` returned, stored at the next `poll`.
+    private var polledOffsets: [TopicPartition: Int64] = [:]
+    /// Positions set by `seek` until a record of that partition is delivered.
+    private var seekPositions: [TopicPartition: Int64] = [:]
+    private var counters = ConsumerStatistics()
+
+    private static let readerIDs = Atomic<Int>(0)
+    private static func makeReaderID() -> Int { readerIDs.add(1, ordering: .relaxed).newValue }
+
+    /// Creates a consumer with the seed guide's settings and defaults.
+    public init(
+        bootstrapServers: String = "localhost:9092",
+        groupID: String? = nil,
+        autoOffsetReset: AutoOffsetReset = .earliest,
+        enableAutoCommit: Bool = true,
+        consumerTimeout: Duration = .milliseconds(1000),
+        maxPollRecords: Int? = nil,
+        logger: Logger = Logger(label: "workflow-events.consumer")
+    ) throws {
+        try self.init(
+            configuration: Configuration(
+                bootstrapServers: bootstrapServers, groupID: groupID, autoOffsetReset: autoOffsetReset,
+                enableAutoCommit: enableAutoCommit, consumerTimeout: consumerTimeout, maxPollRecords: maxPollRecords),
+            logger: logger)
+    }
+
+    /// Creates a consumer. No connection is made until ``subscribe(_:)``.
+    ///
+    /// - Throws: ``WorkflowEventsError`` with code `invalidConfiguration` when a setting or a
+    ///   librdkafka property is rejected.
+    public init(configuration: Configuration, logger: Logger = Logger(label: "workflow-events.consumer")) throws {
+        var logger = logger
+        if let group = configuration.groupID { logger[metadataKey: "kafka.group"] = "\(group)" }
+        self.configuration = configuration
+        self.logger = logger
+        self.client = try RDKafkaConsumerClient(properties: configuration.librdkafkaProperties(), logger: logger)
+    }
+
+    deinit {
+        if lifecycle != .closed {
+            logger.info("a consumer was released without being closed; closing it in the background")
+            for (_, message) in inProcess { message.destroy() }
+            buffer.destroyAll()
+            client.closeAndDestroyInBackground(timeout: configuration.closeTimeout)
+        }
+    }
+
+    // MARK: - Reading
+
+    /// The events of `topics`, in order per partition, until the reading task is cancelled
+    /// or the consumer is closed. Subscribes on the first iteration.
+    ///
+    /// Each event's offset is stored once the loop asks for the next one, that is once its
+    /// body has returned. Cancelling the iterating task closes the consumer. Leaving the
+    /// loop with `break` or a thrown error does not: the event in hand is not stored, and
+    /// the consumer stays open for `commit`, more reading or `close`.
+    public nonisolated func events(topics: [String]) -> AsyncThrowingStream<WorkflowEvent, any Error> {
+        let reader = Self.makeReaderID()
+        return AsyncThrowingStream(unfolding: { [self] in
+            try await self.nextMessage(reader: reader, topics: topics, deadline: nil, withCoordinates: false)?.event
+        })
+    }
+
+    /// The same stream as ``events(topics:)``, with each event's topic, partition, offset,
+    /// key, headers and timestamp.
+    public nonisolated func messages(topics: [String]) -> AsyncThrowingStream<WorkflowEventMessage, any Error> {
+        let reader = Self.makeReaderID()
+        return AsyncThrowingStream(unfolding: { [self] in
+            try await self.nextMessage(reader: reader, topics: topics, deadline: nil, withCoordinates: true)
+        })
+    }
+
+    /// Calls `handler` with each event of `topics` (the seed's `consume_events`).
+    ///
+    /// Returns when no new event has come for `timeout` (the configuration's
+    /// `consumerTimeout` when nil), or when the calling task is cancelled (which closes the
+    /// consumer). A handler that throws is logged and counted, and the next event follows.
+    ///
+    /// - Returns: How many events were passed to `handler`.
+    nonisolated(nonsending) public func consumeEvents(
+        topics: [String],
+        timeout: Duration? = nil,
+        _ handler: (WorkflowEvent) async throws -> Void
+    ) async throws -> Int {
+        let reader = Self.makeReaderID()
+        let idle = timeout ?? configuration.consumerTimeout
+        var handled = 0
+        while true {
+            let deadline = ContinuousClock.now.advanced(by: idle)
+            guard let message = try await nextMessage(reader: reader, topics: topics, deadline: deadline, withCoordinates: true)
+            else { break }
+            do {
+                try await handler(message.event)
+            } catch {
+                await recordHandlerFailure(error, message: message)
+            }
+            handled += 1
+        }
+        await finishReader(reader)
+        return handled
+    }
+
+    /// Takes the records that arrive within `timeout`, at most `maxPollRecords` (500 when
+    /// nil), grouped by partition; returns as soon as there is at least one. Records are raw:
+    /// validate them with ``ConsumerRecord/event()``.
+    ///
+    /// The records of one `poll` count as processed at the next `poll`, `commit` or `close`.
+    public func poll(timeout: Duration = .milliseconds(1000)) async throws -> [TopicPartition: [ConsumerRecord]] {
+        try checkOpen("poll")
+        guard subscription != nil else {
+            throw WorkflowEventsError(.invalidConfiguration, "poll needs a subscription: call subscribe(_:) first")
+        }
+        storePolledOffsets()
+        let limit = configuration.maxPollRecords ?? 500
+        let deadline = ContinuousClock.now.advanced(by: timeout)
+        var records: [TopicPartition: [ConsumerRecord]] = [:]
+        var count = 0
+        while true {
+            while count < limit, let message = buffer.popFirst() {
+                defer { message.destroy() }
+                if message.isError {
+                    try handleErrorMessage(message)
+                    continue
+                }
+                let record = message.record
+                let partition = record.topicPartition
+                seekPositions[partition] = nil
+                polledOffsets[partition] = record.offset + 1
+                records[partition, default: []].append(record)
+                count += 1
+            }
+            if count > 0 || ContinuousClock.now >= deadline { break }
+            if Task.isCancelled {
+                await close()
+                throw CancellationError()
+            }
+            try checkOpen("poll")
+            try await fill(until: deadline)
+        }
+        counters.eventsDelivered += count
+        return records
+    }
+
+    // MARK: - Subscription
+
+    /// Subscribes to `topics`: with a group, the group assigns this member its share of their
+    /// partitions; without one, every partition is read. Replaces an earlier subscription.
+    ///
+    /// - Throws: ``KafkaError`` when no bootstrap server answers within the configuration's
+    ///   `connectionTimeout`, or (without a group) when a topic does not exist.
+    public func subscribe(_ topics: [String]) async throws {
+        try checkOpen("subscribe")
+        guard !topics.isEmpty else {
+            throw WorkflowEventsError(.invalidConfiguration, "subscribe needs at least one topic")
+        }
+        do {
+            try await client.checkConnection(timeout: configuration.connectionTimeout)
+        } catch let error as KafkaError {
+            throw KafkaError(
+                code: error.code,
+                message: "no bootstrap server of '\(configuration.bootstrapServers)' answered within \(configuration.connectionTimeout): \(error.message)",
+                operation: "subscribe to \(topics)", isFatal: false, isRetriable: true)
+        }
+        try checkOpen("subscribe")
+        if configuration.groupID != nil {
+            try client.subscribe(topics)
+        } else {
+            let partitions = try await client.partitions(of: topics, timeout: configuration.connectionTimeout)
+            let start = configuration.autoOffsetReset == .latest ? RDKafkaOffset.end : RDKafkaOffset.beginning
+            try client.assign(partitions.map { ($0, start) })
+        }
+        let kept = Set(topics)
+        buffer.drop { !kept.contains($0.topic) }
+        subscription = topics
+        logger.debug("subscribed", metadata: ["kafka.topics": "\(topics.joined(separator: ","))"])
+    }
+
+    /// The partitions assigned to this consumer now.
+    public var assignment: Set<TopicPartition> { client.assignment }
+
+    // MARK: - Offsets
+
+    /// Commits the offsets of everything delivered so far (the event in hand included) and
+    /// waits for the broker to confirm.
+    ///
+    /// - Throws: ``WorkflowEventsError`` `groupRequired` without a `groupID`; ``KafkaError``
+    ///   when the broker refuses.
+    public func commit() async throws {
+        try checkOpen("commit")
+        try checkGroup("commit")
+        for (_, message) in inProcess { message.storeOffset() }
+        storePolledOffsets()
+        try await client.commit(nil)
+    }
+
+    /// Commits the given next-offsets (Kafka's convention: the offset of the next record to
+    /// read) and waits for the broker to confirm.
+    public func commit(_ offsets: [TopicPartition: Int64]) async throws {
+        try checkOpen("commit")
+        try checkGroup("commit")
+        guard !offsets.isEmpty else { return }
+        let entries = offsets.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+        client.store(entries)
+        try await client.commit(entries)
+    }
+
+    /// The committed next-offset of each partition given, nil where the group has none.
+    public func committed(_ partitions: [TopicPartition]) async throws -> [TopicPartition: Int64] {
+        try checkOpen("committed")
+        try checkGroup("committed")
+        return try await client.committed(partitions, timeout: configuration.connectionTimeout)
+    }
+
+    /// Makes `offset` the next record read from `partition`.
+    ///
+    /// Right after ``subscribe(_:)`` this waits, up to the configuration's
+    /// `assignmentTimeout`, for the group to assign the partition.
+    ///
+    /// - Throws: ``WorkflowEventsError`` `partitionNotAssigned` when the group gives the
+    ///   partition to another member or does not assign it in time.
+    public func seek(_ partition: TopicPartition, to offset: Int64) async throws {
+        try checkOpen("seek")
+        guard offset >= 0 else {
+            throw WorkflowEventsError(.invalidConfiguration, "seek to \(offset) on \(partition): an offset is never negative")
+        }
+        let appliedAtAssignment = try await waitForAssignment(of: partition, pendingSeek: offset)
+        if !appliedAtAssignment {
+            buffer.drop { $0 == partition }
+            forgetInProcess(of: partition)
+            try await client.seek(partition, to: offset, timeout: configuration.connectionTimeout)
+        }
+        seekPositions[partition] = offset
+        logger.debug("seek", metadata: ["kafka.topic": "\(partition.topic)", "kafka.partition": "\(partition.partition)", "kafka.offset": "\(offset)"])
+    }
+
+    /// The offset of the next record this consumer will deliver from `partition`.
+    ///
+    /// Before anything was read it is the committed offset, or else where the reset policy
+    /// starts. Waits for the assignment as ``seek(_:to:)`` does.
+    public func position(_ partition: TopicPartition) async throws -> Int64 {
+        try checkOpen("position")
+        _ = try await waitForAssignment(of: partition, pendingSeek: nil)
+        if let offset = buffer.firstOffset(of: partition) { return offset }
+        if let offset = seekPositions[partition] { return offset }
+        if let offset = client.position(partition) { return offset }
+        if configuration.groupID != nil,
+            let offset = try await client.committed([partition], timeout: configuration.connectionTimeout)[partition]
+        {
+            return offset
+        }
+        let (low, high) = try await client.watermarks(partition, timeout: configuration.connectionTimeout)
+        switch configuration.autoOffsetReset {
+        case .earliest: return low
+        case .latest: return high
+        case .none:
+            throw KafkaError(
+                code: .autoOffsetReset, message: "\(partition) has no committed offset and autoOffsetReset is .none",
+                operation: "position")
+        }
+    }
+
+    // MARK: - Closing
+
+    /// Whether ``close(timeout:)`` has finished.
+    public var isClosed: Bool { lifecycle == .closed }
+
+    /// Counts of what this consumer has seen.
+    public var statistics: ConsumerStatistics {
+        var snapshot = counters
+        snapshot.bufferedMessages = buffer.count
+        snapshot.rebalances = client.context.state.withLock { $0.rebalances }
+        return snapshot
+    }
+
+    /// Closes the consumer: with auto-commit, commits the offsets of processed events; leaves
+    /// the group so that its partitions move at once; destroys the handle. Waits at most
+    /// `timeout` (the configuration's `closeTimeout` when nil) for the group. Idempotent;
+    /// every later call but `close` throws ``WorkflowEventsError`` `clientClosed`.
+    public func close(timeout: Duration? = nil) async {
+        switch lifecycle {
+        case .closed:
+            return
+        case .closing:
+            await withCheckedContinuation { closeWaiters.append($0) }
+            return
+        case .open:
+            break
+        }
+        lifecycle = .closing
+        let started = ContinuousClock.now
+        client.wakeUp()
+        while fetchInFlight {
+            await withCheckedContinuation { fetchWaiters.append($0) }
+        }
+        storePolledOffsets()
+        // What a reader holds was not finished: it is not stored, and will be read again.
+        for (_, message) in inProcess { message.destroy() }
+        inProcess = [:]
+        buffer.destroyAll()
+        await client.closeAndDestroy(timeout: timeout ?? configuration.closeTimeout)
+        lifecycle = .closed
+        logger.debug("consumer closed", metadata: ["duration": "\(ContinuousClock.now - started)"])
+        for waiter in closeWaiters { waiter.resume() }
+        closeWaiters = []
+    }
+
+    // MARK: - Internals
+
+    private func checkOpen(_ operation: String) throws {
+        guard lifecycle == .open else {
+            throw WorkflowEventsError(.clientClosed, "cannot \(operation): the consumer is closed; create a new one")
+        }
+    }
+
+    private func checkGroup(_ operation: String) throws {
+        guard configuration.groupID != nil else {
+            throw WorkflowEventsError(
+                .groupRequired, "cannot \(operation) without a consumer group: set groupID in the configuration")
+        }
+    }
+
+    /// The reader's message in hand has been processed: store its offset.
+    private func finishProcessing(reader: Int) {
+        if let message = inProcess.removeValue(forKey: reader) {
+            message.storeOffset()
+            message.destroy()
+        }
+    }
+
+    private func finishReader(_ reader: Int) {
+        finishProcessing(reader: reader)
+    }
+
+    private func forgetInProcess(of partition: TopicPartition) {
+        for (reader, message) in inProcess
+        where message.partition == partition.partition && message.topic == partition.topic {
+            message.destroy()
+            inProcess[reader] = nil
+        }
+    }
+
+    private func storePolledOffsets() {
+        guard !polledOffsets.isEmpty else { return }
+        client.store(polledOffsets.map { ($0.key, $0.value) })
+        polledOffsets = [:]
+    }
+
+    private func recordHandlerFailure(_ error: any Error, message: WorkflowEventMessage) {
+        counters.handlerFailures += 1
+        logger.info(
+            "event handler failed; continuing with the next event",
+            metadata: [
+                "kafka.topic": "\(message.topic)", "kafka.partition": "\(message.partition)",
+                "kafka.offset": "\(message.offset)", "event.id": "\(message.event.eventID)", "error": "\(error)",
+            ])
+    }
+
+    /// The next valid event for `reader`, or nil when the deadline passes, the consumer is
+    /// closed, or the task is cancelled (which closes the consumer).
+    private func nextMessage(
+        reader: Int, topics: [String], deadline: ContinuousClock.Instant?, withCoordinates: Bool
+    ) async throws -> WorkflowEventMessage? {
+        finishProcessing(reader: reader)
+        if Task.isCancelled {
+            await close()
+            return nil
+        }
+        guard lifecycle == .open else { return nil }
+        if subscription != topics {
+            try await subscribe(topics)
+        }
+        while true {
+            if let error = client.takeErrorToThrow() { throw error }
+            while let message = buffer.popFirst() {
+                if let delivered = try deliver(message, reader: reader, withCoordinates: withCoordinates) {
+                    return delivered
+                }
+            }
+            if let deadline, ContinuousClock.now >= deadline { return nil }
+            if Task.isCancelled {
+                await close()
+                return nil
+            }
+            guard lifecycle == .open else { return nil }
+            try await fill(until: deadline)
+        }
+    }
+
+    /// Decodes one message: returns it as an event and holds it for `reader`, or skips it
+    /// (storing its offset) when it is not a valid event.
+    private func deliver(_ message: RDKafkaMessage, reader: Int, withCoordinates: Bool) throws -> WorkflowEventMessage? {
+        if message.isError {
+            defer { message.destroy() }
+            try handleErrorMessage(message)
+            return nil
+        }
+        if message.isTombstone {
+            counters.tombstones += 1
+            logger.debug(
+                "skipped a tombstone (null value)",
+                metadata: ["kafka.topic": "\(message.topic)", "kafka.partition": "\(message.partition)", "kafka.offset": "\(message.offset)"])
+            message.storeOffset()
+            message.destroy()
+            return nil
+        }
+        let event: WorkflowEvent
+        do {
+            event = try message.withValue { bytes throws(WorkflowEventValidationError) in try WorkflowEvent.decode(bytes) }
+        } catch {
+            counters.invalidEvents += 1
+            logger.info(
+                "skipped an invalid event",
+                metadata: [
+                    "kafka.topic": "\(message.topic)", "kafka.partition": "\(message.partition)",
+                    "kafka.offset": "\(message.offset)", "reason": "\(error)",
+                ])
+            message.storeOffset()
+            message.destroy()
+            return nil
+        }
+        counters.eventsDelivered += 1
+        inProcess[reader] = message
+        if !seekPositions.isEmpty {
+            seekPositions[TopicPartition(topic: message.topic, partition: message.partition)] = nil
+        }
+        if withCoordinates {
+            return WorkflowEventMessage(
+                event: event, topic: message.topic, partition: message.partition, offset: message.offset,
+                key: message.key, headers: message.headers, timestamp: message.timestamp)
+        }
+        return WorkflowEventMessage(
+            event: event, topic: "", partition: message.partition, offset: message.offset,
+            key: nil, headers: [], timestamp: nil)
+    }
+
+    /// Consumer errors that librdkafka hands over as messages: the ones the caller must act
+    /// on are thrown, the rest are logged while librdkafka retries.
+    private func handleErrorMessage(_ message: RDKafkaMessage) throws {
+        guard let error = message.error(operation: "consume \(message.topic)[\(message.partition)]") else { return }
+        let mustThrow: Set<KafkaError.Code> = [
+            .fatal, .autoOffsetReset, .topicAuthorizationFailed, .groupAuthorizationFailed,
+        ]
+        if error.isFatal || mustThrow.contains(error.code) { throw error }
+        logger.info("Kafka reported a consumer error; librdkafka retries", metadata: ["error": "\(error)"])
+    }
+
+    /// Waits until librdkafka has messages (or the deadline, or a wake-up) and moves them
+    /// into the buffer. One fetch runs at a time; other callers wait for it.
+    private func fill(until deadline: ContinuousClock.Instant?) async throws {
+        if fetchInFlight {
+            await withCheckedContinuation { fetchWaiters.append($0) }
+            return
+        }
+        let maximum = configuration.fetchBatchSize
+        var batch = client.fetchAvailable(maximum: maximum)
+        if batch.isEmpty {
+            var wait = Duration.seconds(1)
+            if let deadline { wait = min(wait, max(.zero, deadline - ContinuousClock.now)) }
+            fetchInFlight = true
+            let client = self.client
+            batch = await withTaskCancellationHandler {
+                await client.fetch(timeout: wait, maximum: maximum)
+            } onCancel: {
+                client.wakeUp()
+            }
+            fetchInFlight = false
+            for waiter in fetchWaiters { waiter.resume() }
+            fetchWaiters = []
+        }
+        buffer.append(batch)
+        dropRevokedPartitions()
+    }
+
+    /// After a rebalance, messages of partitions this member no longer owns are dropped:
+    /// their new owner reads them from the committed offset.
+    private func dropRevokedPartitions() {
+        guard configuration.groupID != nil else { return }
+        let (generation, assignment) = client.context.state.withLock { ($0.generation, $0.assignment) }
+        guard generation != seenGeneration else { return }
+        seenGeneration = generation
+        buffer.drop { !assignment.contains($0) }
+    }
+
+    /// Polls until `partition` is assigned. Returns whether a pending seek was applied as
+    /// the partition's start offset by the assignment itself.
+    private func waitForAssignment(of partition: TopicPartition, pendingSeek: Int64?) async throws -> Bool {
+        if subscription == nil {
+            throw WorkflowEventsError(
+                .partitionNotAssigned, "\(partition) is not assigned: call subscribe(_:) before seek or position")
+        }
+        let deadline = ContinuousClock.now.advanced(by: configuration.assignmentTimeout)
+        var registered = false
+        while true {
+            let (isAssigned, assignment, stillPending) = client.context.state.withLock { state in
+                (state.assignment.contains(partition), state.assignment, state.pendingSeeks[partition] != nil)
+            }
+            if isAssigned {
+                if registered {
+                    if stillPending {
+                        client.context.state.withLock { $0.pendingSeeks[partition] = nil }
+                        return false
+                    }
+                    return true
+                }
+                return false
+            }
+            if !assignment.isEmpty {
+                // The group has given this member its share, and this partition is not in it.
+                clearPendingSeek(partition, registered)
+                let owned = assignment.filter { $0.topic == partition.topic }.map(\.partition).sorted()
+                throw WorkflowEventsError(
+                    .partitionNotAssigned,
+                    "\(partition) is assigned to another member of group '\(configuration.groupID ?? "")'; this consumer has partitions \(owned) of '\(partition.topic)'")
+            }
+            if ContinuousClock.now >= deadline {
+                clearPendingSeek(partition, registered)
+                throw WorkflowEventsError(
+                    .partitionNotAssigned,
+                    "\(partition) was not assigned to this consumer within \(configuration.assignmentTimeout)")
+            }
+            if let pendingSeek, !registered {
+                client.context.state.withLock { $0.pendingSeeks[partition] = pendingSeek }
+                registered = true
+            }
+            try checkOpen("wait for the assignment of \(partition)")
+            try await fill(until: min(deadline, ContinuousClock.now.advanced(by: .milliseconds(200))))
+            if let error = client.takeErrorToThrow() { throw error }
+        }
+    }
+
+    private func clearPendingSeek(_ partition: TopicPartition, _ registered: Bool) {
+        if registered { client.context.state.withLock { $0.pendingSeeks[partition] = nil } }
+    }
+}
+
+/// Runs `body` with a new consumer and closes it however `body` ends: returning, throwing or
+/// being cancelled (the seed's `with WorkflowEventConsumer(...) as consumer:`).
+public func withWorkflowEventConsumer<Result>(
+    configuration: WorkflowEventConsumer.Configuration,
+    logger: Logger = Logger(label: "workflow-events.consumer"),
+    isolation: isolated (any Actor)? = #isolation,
+    _ body: (WorkflowEventConsumer) async throws -> sending Result
+) async throws -> sending Result {
+    let consumer = try WorkflowEventConsumer(configuration: configuration, logger: logger)
+    let result: Result
+    do {
+        result = try await body(consumer)
+    } catch {
+        await consumer.close()
+        throw error
+    }
+    await consumer.close()
+    return result
+}
+
+/// Runs `body` with a new consumer made from the seed guide's settings, and closes it
+/// however `body` ends.
+public func withWorkflowEventConsumer<Result>(
+    bootstrapServers: String = "localhost:9092",
+    groupID: String? = nil,
+    autoOffsetReset: WorkflowEventConsumer.AutoOffsetReset = .earliest,
+    enableAutoCommit: Bool = true,
+    consumerTimeout: Duration = .milliseconds(1000),
+    maxPollRecords: Int? = nil,
+    logger: Logger = Logger(label: "workflow-events.consumer"),
+    isolation: isolated (any Actor)? = #isolation,
+    _ body: (WorkflowEventConsumer) async throws -> sending Result
+) async throws -> sending Result {
+    try await withWorkflowEventConsumer(
+        configuration: .init(
+            bootstrapServers: bootstrapServers, groupID: groupID, autoOffsetReset: autoOffsetReset,
+            enableAutoCommit: enableAutoCommit, consumerTimeout: consumerTimeout, maxPollRecords: maxPollRecords),
+        logger: logger, body)
+}

@@ -1,0 +1,615 @@
+internal import CRDKafka
+import Dispatch
+import Foundation
+import Logging
+import Synchronization
+
+// Everything the consumer does with librdkafka, and the only file that sees its consumer
+// pointers. Calls that block (a poll with a timeout, a synchronous commit, a metadata or
+// watermark request, close) run on two private serial dispatch queues, never on Swift's
+// cooperative pool: `pollQueue` waits for messages, `operationsQueue` runs everything else,
+// so that a commit never waits behind a poll.
+
+/// What librdkafka's callbacks report to the consumer. Callbacks run on librdkafka's threads
+/// or on whichever thread is polling, so the state sits behind a mutex.
+final class RDKafkaCallbackContext: Sendable {
+    struct State {
+        var assignment: Set<TopicPartition> = []
+        /// Incremented on every assignment change.
+        var generation = 0
+        /// Whether the group has assigned this member anything (or nothing) at least once.
+        var hasJoined = false
+        /// Seeks asked for before the partition was assigned: applied as its start offset.
+        var pendingSeeks: [TopicPartition: Int64] = [:]
+        /// Errors that must reach the caller (fatal ones), oldest first.
+        var errorsToThrow: [KafkaError] = []
+        var lastError: KafkaError?
+        var rebalances = 0
+    }
+
+    let logger: Logger
+    let state = Mutex(State())
+
+    init(logger: Logger) {
+        self.logger = logger
+    }
+}
+
+/// One message fetched from librdkafka and owned by the caller until `destroy()`.
+/// The pointer stays in this file: outside it the message is read through its accessors.
+struct RDKafkaMessage: @unchecked Sendable {
+    // Safe to send: the message is owned by exactly one holder (the consumer actor) and
+    // librdkafka's message objects may be read and destroyed from any thread.
+    fileprivate let pointer: UnsafeMutablePointer<rd_kafka_message_t>
+
+    var partition: Int32 { pointer.pointee.partition }
+    var offset: Int64 { pointer.pointee.offset }
+    var isError: Bool { pointer.pointee.err != RD_KAFKA_RESP_ERR_NO_ERROR }
+    var isTombstone: Bool { pointer.pointee.payload == nil }
+    var valueLength: Int { pointer.pointee.len }
+
+    var topic: String {
+        guard let topic = pointer.pointee.rkt else { return "" }
+        return String(cString: rd_kafka_topic_name(topic))
+    }
+
+    /// The error this message carries, if it is an error event rather than a record.
+    func error(operation: String) -> KafkaError? {
+        let err = pointer.pointee.err
+        guard err != RD_KAFKA_RESP_ERR_NO_ERROR else { return nil }
+        let detail = rd_kafka_message_errstr(pointer).map { String(cString: $0) }
+        return KafkaError(err, operation: operation, message: detail)
+    }
+
+    /// Reads the value in place, without copying it.
+    func withValue<T>(_ body: (UnsafeRawBufferPointer) throws -> T) rethrows -> T {
+        try body(UnsafeRawBufferPointer(start: pointer.pointee.payload, count: pointer.pointee.len))
+    }
+
+    var value: [UInt8]? {
+        guard let payload = pointer.pointee.payload else { return nil }
+        return Array(UnsafeRawBufferPointer(start: payload, count: pointer.pointee.len))
+    }
+
+    var key: [UInt8]? {
+        guard let key = pointer.pointee.key else { return nil }
+        return Array(UnsafeRawBufferPointer(start: key, count: pointer.pointee.key_len))
+    }
+
+    var headers: [KafkaHeader] {
+        var headers: OpaquePointer?
+        guard rd_kafka_message_headers(pointer, &headers) == RD_KAFKA_RESP_ERR_NO_ERROR, let headers else {
+            return []
+        }
+        var result: [KafkaHeader] = []
+        var index = 0
+        var name: UnsafePointer<CChar>?
+        var value: UnsafeRawPointer?
+        var size = 0
+        while rd_kafka_header_get_all(headers, index, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR {
+            let text = name.map { String(cString: $0) } ?? ""
+            let bytes = value.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) }
+            result.append(KafkaHeader(name: text, value: bytes))
+            index += 1
+        }
+        return result
+    }
+
+    var timestamp: Date? {
+        var type = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
+        let milliseconds = rd_kafka_message_timestamp(pointer, &type)
+        guard type != RD_KAFKA_TIMESTAMP_NOT_AVAILABLE, milliseconds >= 0 else { return nil }
+        return Date(timeIntervalSince1970: Double(milliseconds) / 1000)
+    }
+
+    var record: ConsumerRecord {
+        ConsumerRecord(
+            topic: topic, partition: partition, offset: offset, key: key, value: value,
+            headers: headers, timestamp: timestamp)
+    }
+
+    /// Stores `offset + 1` as this partition's next offset to commit. Fails with `_STATE`
+    /// when the partition is no longer assigned, which is what a revoked partition wants.
+    @discardableResult
+    func storeOffset() -> KafkaError? {
+        guard let topic = pointer.pointee.rkt else { return nil }
+        let err = rd_kafka_offset_store(topic, pointer.pointee.partition, pointer.pointee.offset)
+        return err == RD_KAFKA_RESP_ERR_NO_ERROR ? nil : KafkaError(err, operation: "store offset")
+    }
+
+    func destroy() {
+        rd_kafka_message_destroy(pointer)
+    }
+}
+
+/// Messages fetched from librdkafka and not yet delivered, oldest first.
+struct RDKafkaMessageBuffer {
+    private var messages: [RDKafkaMessage] = []
+    private var head = 0
+
+    var count: Int { messages.count - head }
+    var isEmpty: Bool { head == messages.count }
+
+    mutating func append(_ batch: [RDKafkaMessage]) {
+        if head == messages.count {
+            messages.removeAll(keepingCapacity: true)
+            head = 0
+        }
+        messages.append(contentsOf: batch)
+    }
+
+    /// Removes and returns the oldest message; the caller now owns it.
+    mutating func popFirst() -> RDKafkaMessage? {
+        guard head < messages.count else { return nil }
+        let message = messages[head]
+        head += 1
+        return message
+    }
+
+    /// The offset of the first buffered message of `partition`.
+    func firstOffset(of partition: TopicPartition) -> Int64? {
+        for index in head..<messages.count {
+            let message = messages[index]
+            if message.partition == partition.partition && !message.isError && message.topic == partition.topic {
+                return message.offset
+            }
+        }
+        return nil
+    }
+
+    /// Destroys the buffered messages for which `shouldDrop` is true.
+    mutating func drop(where shouldDrop: (TopicPartition) -> Bool) {
+        var kept: [RDKafkaMessage] = []
+        kept.reserveCapacity(count)
+        for index in head..<messages.count {
+            let message = messages[index]
+            if shouldDrop(TopicPartition(topic: message.topic, partition: message.partition)) {
+                message.destroy()
+            } else {
+                kept.append(message)
+            }
+        }
+        messages = kept
+        head = 0
+    }
+
+    mutating func destroyAll() {
+        for index in head..<messages.count { messages[index].destroy() }
+        messages.removeAll()
+        head = 0
+    }
+}
+
+/// Offsets as librdkafka's `rd_kafka_topic_partition_list_t`, built and destroyed in this file.
+private func withPartitionList<T>(
+    _ entries: [(TopicPartition, Int64)], _ body: (UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) throws -> T
+) rethrows -> T {
+    let list = rd_kafka_topic_partition_list_new(Int32(clamping: max(1, entries.count)))!
+    defer { rd_kafka_topic_partition_list_destroy(list) }
+    for (partition, offset) in entries {
+        rd_kafka_topic_partition_list_add(list, partition.topic, partition.partition).pointee.offset = offset
+    }
+    return try body(list)
+}
+
+private func entries(of list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) -> [(TopicPartition, Int64, rd_kafka_resp_err_t)] {
+    var result: [(TopicPartition, Int64, rd_kafka_resp_err_t)] = []
+    let count = Int(list.pointee.cnt)
+    result.reserveCapacity(count)
+    for index in 0..<count {
+        let element = list.pointee.elems[index]
+        result.append((
+            TopicPartition(topic: String(cString: element.topic), partition: element.partition),
+            element.offset, element.err))
+    }
+    return result
+}
+
+/// librdkafka's special offsets.
+enum RDKafkaOffset {
+    static let beginning = Int64(RD_KAFKA_OFFSET_BEGINNING)
+    static let end = Int64(RD_KAFKA_OFFSET_END)
+    static let invalid = Int64(RD_KAFKA_OFFSET_INVALID)
+}
+
+// MARK: - Callbacks
+
+private func context(of handle: OpaquePointer?) -> RDKafkaCallbackContext? {
+    guard let handle, let opaque = rd_kafka_opaque(handle) else { return nil }
+    return Unmanaged<RDKafkaCallbackContext>.fromOpaque(opaque).takeUnretainedValue()
+}
+
+private let rebalanceCallback: @convention(c) (
+    OpaquePointer?, rd_kafka_resp_err_t, UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?, UnsafeMutableRawPointer?
+) -> Void = { handle, err, partitions, opaque in
+    guard let handle, let partitions, let opaque else { return }
+    let context = Unmanaged<RDKafkaCallbackContext>.fromOpaque(opaque).takeUnretainedValue()
+    let cooperative = String(cString: rd_kafka_rebalance_protocol(handle)) == "COOPERATIVE"
+    let changed = entries(of: partitions).map(\.0)
+    switch err {
+    case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
+        // Seeks asked for before the assignment become the start offsets.
+        context.state.withLock { state in
+            for index in 0..<Int(partitions.pointee.cnt) {
+                let element = partitions.pointee.elems[index]
+                let key = TopicPartition(topic: String(cString: element.topic), partition: element.partition)
+                if let offset = state.pendingSeeks.removeValue(forKey: key) {
+                    partitions.pointee.elems[index].offset = offset
+                }
+            }
+        }
+        if cooperative {
+            if let error = rd_kafka_incremental_assign(handle, partitions) {
+                let failure = KafkaError(consuming: error, operation: "incremental assign")
+                context.logger.info("assignment failed", metadata: ["error": "\(failure)"])
+            }
+        } else {
+            let result = rd_kafka_assign(handle, partitions)
+            if result != RD_KAFKA_RESP_ERR_NO_ERROR {
+                context.logger.info("assignment failed", metadata: ["error": "\(KafkaError(result, operation: "assign"))"])
+            }
+        }
+        context.state.withLock { state in
+            if cooperative { state.assignment.formUnion(changed) } else { state.assignment = Set(changed) }
+            state.generation += 1
+            state.hasJoined = true
+            state.rebalances += 1
+        }
+        context.logger.debug(
+            "partitions assigned",
+            metadata: ["kafka.partitions": "\(changed.sorted().map(\.description).joined(separator: ","))"])
+    case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
+        let lost = rd_kafka_assignment_lost(handle) != 0
+        if cooperative {
+            if let error = rd_kafka_incremental_unassign(handle, partitions) {
+                let failure = KafkaError(consuming: error, operation: "incremental unassign")
+                context.logger.info("unassignment failed", metadata: ["error": "\(failure)"])
+            }
+        } else {
+            rd_kafka_assign(handle, nil)
+        }
+        context.state.withLock { state in
+            if cooperative { state.assignment.subtract(changed) } else { state.assignment = [] }
+            state.generation += 1
+            state.rebalances += 1
+        }
+        context.logger.debug(
+            lost ? "partitions lost" : "partitions revoked",
+            metadata: ["kafka.partitions": "\(changed.sorted().map(\.description).joined(separator: ","))"])
+    default:
+        rd_kafka_assign(handle, nil)
+        context.state.withLock { state in
+            state.assignment = []
+            state.generation += 1
+        }
+        context.logger.info("rebalance failed", metadata: ["error": "\(KafkaError(err, operation: "rebalance"))"])
+    }
+}
+
+private let logCallback: @convention(c) (OpaquePointer?, Int32, UnsafePointer<CChar>?, UnsafePointer<CChar>?) -> Void = {
+    handle, level, facility, message in
+    guard let context = context(of: handle), let message else { return }
+    // Libraries log at info or below: librdkafka's errors and warnings arrive as info.
+    let mapped: Logger.Level = level <= 5 ? .info : .debug
+    context.logger.log(
+        level: mapped, "\(String(cString: message))",
+        metadata: ["librdkafka.facility": "\(facility.map { String(cString: $0) } ?? "")", "librdkafka.level": "\(level)"])
+}
+
+private let errorCallback: @convention(c) (OpaquePointer?, Int32, UnsafePointer<CChar>?, UnsafeMutableRawPointer?) -> Void = {
+    handle, code, reason, opaque in
+    guard let handle, let opaque else { return }
+    let context = Unmanaged<RDKafkaCallbackContext>.fromOpaque(opaque).takeUnretainedValue()
+    let err = rd_kafka_resp_err_t(rawValue: code)
+    var error: KafkaError
+    if err == RD_KAFKA_RESP_ERR__FATAL {
+        var text = [CChar](repeating: 0, count: 512)
+        let underlying = rd_kafka_fatal_error(handle, &text, text.count)
+        error = KafkaError(underlying, operation: "consume", message: RDKafkaConfig.cText(text), isFatal: true)
+    } else {
+        error = KafkaError(err, operation: "consume", message: reason.map { String(cString: $0) })
+    }
+    context.state.withLock { state in
+        state.lastError = error
+        if error.isFatal { state.errorsToThrow.append(error) }
+    }
+    context.logger.info("librdkafka reported an error", metadata: ["error": "\(error)"])
+}
+
+// MARK: - The client
+
+/// Owns one librdkafka consumer handle.
+///
+/// `@unchecked Sendable`: `handle` and `queue` are written once in `init` and released once
+/// in `destroy()`, which the owning actor calls only after every call it started on them has
+/// returned; librdkafka's functions used here are thread-safe.
+final class RDKafkaConsumerClient: @unchecked Sendable {
+    private let handle: OpaquePointer
+    private let queue: OpaquePointer
+    let context: RDKafkaCallbackContext
+    private let retainedContext: Unmanaged<RDKafkaCallbackContext>
+    private let pollQueue = DispatchQueue(label: "workflow-events.consumer.poll")
+    private let operationsQueue = DispatchQueue(label: "workflow-events.consumer.operations")
+    /// Set, under its lock, before the queue is destroyed, so that `wakeUp()` never
+    /// touches a destroyed queue.
+    private let isDestroyed = Mutex(false)
+
+    init(properties: [(String, String)], logger: Logger) throws {
+        let context = RDKafkaCallbackContext(logger: logger)
+        let retained = Unmanaged.passRetained(context)
+        do {
+            handle = try RDKafkaConfig.withConfiguration(properties) { conf in
+                rd_kafka_conf_set_opaque(conf, retained.toOpaque())
+                rd_kafka_conf_set_rebalance_cb(conf, rebalanceCallback)
+                rd_kafka_conf_set_log_cb(conf, logCallback)
+                rd_kafka_conf_set_error_cb(conf, errorCallback)
+                var errorText = [CChar](repeating: 0, count: 512)
+                guard let handle = rd_kafka_new(RD_KAFKA_CONSUMER, conf, &errorText, errorText.count) else {
+                    throw WorkflowEventsError(
+                        .invalidConfiguration, "librdkafka could not create a consumer: \(RDKafkaConfig.cText(errorText))")
+                }
+                return (handle, true)
+            }
+        } catch {
+            retained.release()
+            throw error
+        }
+        rd_kafka_poll_set_consumer(handle)
+        queue = rd_kafka_queue_get_consumer(handle)
+        self.context = context
+        self.retainedContext = retained
+    }
+
+    // MARK: Running blocking calls off the cooperative pool
+
+    private func onQueue<T: Sendable>(_ dispatchQueue: DispatchQueue, _ body: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { continuation in
+            dispatchQueue.async { continuation.resume(returning: body()) }
+        }
+    }
+
+    // MARK: Fetching
+
+    /// Takes up to `maximum` messages that are already waiting, without blocking.
+    func fetchAvailable(maximum: Int) -> [RDKafkaMessage] {
+        consumeBatch(timeoutMilliseconds: 0, maximum: maximum)
+    }
+
+    /// Waits up to `timeout` on the poll queue for messages. `wakeUp()` ends the wait early.
+    func fetch(timeout: Duration, maximum: Int) async -> [RDKafkaMessage] {
+        let milliseconds = timeout.milliseconds
+        return await onQueue(pollQueue) { [self] in
+            consumeBatch(timeoutMilliseconds: milliseconds, maximum: maximum)
+        }
+    }
+
+    private func consumeBatch(timeoutMilliseconds: Int32, maximum: Int) -> [RDKafkaMessage] {
+        let capacity = max(1, maximum)
+        let array = UnsafeMutablePointer<UnsafeMutablePointer<rd_kafka_message_t>?>.allocate(capacity: capacity)
+        defer { array.deallocate() }
+        let count = rd_kafka_consume_batch_queue(queue, timeoutMilliseconds, array, capacity)
+        guard count > 0 else { return [] }
+        var result: [RDKafkaMessage] = []
+        result.reserveCapacity(count)
+        for index in 0..<count {
+            if let message = array[index] { result.append(RDKafkaMessage(pointer: message)) }
+        }
+        return result
+    }
+
+    /// Ends a `fetch` that is waiting, from any thread.
+    func wakeUp() {
+        isDestroyed.withLock { destroyed in
+            if !destroyed { rd_kafka_queue_yield(queue) }
+        }
+    }
+
+    // MARK: Subscription and assignment
+
+    func subscribe(_ topics: [String]) throws {
+        let list = rd_kafka_topic_partition_list_new(Int32(clamping: topics.count))!
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        for topic in topics {
+            rd_kafka_topic_partition_list_add(list, topic, Int32(RD_KAFKA_PARTITION_UA))
+        }
+        let err = rd_kafka_subscribe(handle, list)
+        guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            throw KafkaError(err, operation: "subscribe to \(topics)")
+        }
+    }
+
+    /// Assigns partitions directly (no group), each starting at the given offset.
+    func assign(_ partitions: [(TopicPartition, Int64)]) throws {
+        let err = withPartitionList(partitions) { rd_kafka_assign(handle, $0) }
+        guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            throw KafkaError(err, operation: "assign \(partitions.map(\.0))")
+        }
+        context.state.withLock { state in
+            state.assignment = Set(partitions.map(\.0))
+            state.generation += 1
+            state.hasJoined = true
+        }
+    }
+
+    /// The partitions of each topic, asked of the cluster: also proves the cluster answers.
+    func partitions(of topics: [String], timeout: Duration) async throws -> [TopicPartition] {
+        let milliseconds = timeout.milliseconds
+        let result: Result<[TopicPartition], KafkaError> = await onQueue(operationsQueue) { [self] in
+            var found: [TopicPartition] = []
+            for topic in topics {
+                guard let handleTopic = rd_kafka_topic_new(handle, topic, nil) else {
+                    return .failure(KafkaError(rd_kafka_last_error(), operation: "look up topic '\(topic)'"))
+                }
+                defer { rd_kafka_topic_destroy(handleTopic) }
+                var metadata: UnsafePointer<rd_kafka_metadata>?
+                let err = rd_kafka_metadata(handle, 0, handleTopic, &metadata, milliseconds)
+                guard err == RD_KAFKA_RESP_ERR_NO_ERROR, let metadata else {
+                    return .failure(KafkaError(err, operation: "fetch metadata for topic '\(topic)'"))
+                }
+                defer { rd_kafka_metadata_destroy(metadata) }
+                for index in 0..<Int(metadata.pointee.topic_cnt) {
+                    let entry = metadata.pointee.topics[index]
+                    guard entry.err == RD_KAFKA_RESP_ERR_NO_ERROR else {
+                        return .failure(KafkaError(entry.err, operation: "fetch metadata for topic '\(topic)'"))
+                    }
+                    for p in 0..<Int(entry.partition_cnt) {
+                        found.append(TopicPartition(topic: topic, partition: entry.partitions[p].id))
+                    }
+                }
+            }
+            return .success(found)
+        }
+        return try result.get()
+    }
+
+    /// Asks the cluster for its brokers: succeeds once a bootstrap server answers.
+    func checkConnection(timeout: Duration) async throws {
+        let milliseconds = timeout.milliseconds
+        let err: rd_kafka_resp_err_t = await onQueue(operationsQueue) { [self] in
+            var metadata: UnsafePointer<rd_kafka_metadata>?
+            let err = rd_kafka_metadata(handle, 0, nil, &metadata, milliseconds)
+            if let metadata { rd_kafka_metadata_destroy(metadata) }
+            return err
+        }
+        guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            throw KafkaError(err, operation: "connect", message: String(cString: rd_kafka_err2str(err)))
+        }
+    }
+
+    var assignment: Set<TopicPartition> { context.state.withLock { $0.assignment } }
+
+    // MARK: Offsets
+
+    /// Stores next-offsets for the next commit. Partitions no longer assigned are skipped.
+    func store(_ offsets: [(TopicPartition, Int64)]) {
+        guard !offsets.isEmpty else { return }
+        _ = withPartitionList(offsets) { rd_kafka_offsets_store(handle, $0) }
+    }
+
+    /// Commits the stored offsets, or the given ones, and waits for the broker's answer.
+    func commit(_ offsets: [(TopicPartition, Int64)]?) async throws {
+        let err: rd_kafka_resp_err_t = await onQueue(operationsQueue) { [self] in
+            if let offsets {
+                return withPartitionList(offsets) { list in
+                    let err = rd_kafka_commit(handle, list, 0)
+                    if err != RD_KAFKA_RESP_ERR_NO_ERROR { return err }
+                    return entries(of: list).first(where: { $0.2 != RD_KAFKA_RESP_ERR_NO_ERROR })?.2
+                        ?? RD_KAFKA_RESP_ERR_NO_ERROR
+                }
+            }
+            return rd_kafka_commit(handle, nil, 0)
+        }
+        guard err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR__NO_OFFSET else {
+            throw KafkaError(err, operation: "commit")
+        }
+    }
+
+    /// The committed next-offsets of these partitions (nil where none is committed).
+    func committed(_ partitions: [TopicPartition], timeout: Duration) async throws -> [TopicPartition: Int64] {
+        let milliseconds = timeout.milliseconds
+        let result: Result<[TopicPartition: Int64], KafkaError> = await onQueue(operationsQueue) { [self] in
+            withPartitionList(partitions.map { ($0, RDKafkaOffset.invalid) }) { list in
+                let err = rd_kafka_committed(handle, list, milliseconds)
+                guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
+                    return .failure(KafkaError(err, operation: "fetch committed offsets"))
+                }
+                var offsets: [TopicPartition: Int64] = [:]
+                for (partition, offset, _) in entries(of: list) where offset >= 0 {
+                    offsets[partition] = offset
+                }
+                return .success(offsets)
+            }
+        }
+        return try result.get()
+    }
+
+    /// librdkafka's fetch position: the offset after the last message handed to this process.
+    func position(_ partition: TopicPartition) -> Int64? {
+        withPartitionList([(partition, RDKafkaOffset.invalid)]) { list in
+            guard rd_kafka_position(handle, list) == RD_KAFKA_RESP_ERR_NO_ERROR else { return nil }
+            let offset = list.pointee.elems[0].offset
+            return offset >= 0 ? offset : nil
+        }
+    }
+
+    /// The low and high watermarks of a partition, asked of its leader.
+    func watermarks(_ partition: TopicPartition, timeout: Duration) async throws -> (low: Int64, high: Int64) {
+        let milliseconds = timeout.milliseconds
+        let result: Result<(low: Int64, high: Int64), KafkaError> = await onQueue(operationsQueue) { [self] in
+            var low: Int64 = 0
+            var high: Int64 = 0
+            let err = rd_kafka_query_watermark_offsets(
+                handle, partition.topic, partition.partition, &low, &high, milliseconds)
+            guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
+                return .failure(KafkaError(err, operation: "query watermarks of \(partition)"))
+            }
+            return .success((low, high))
+        }
+        return try result.get()
+    }
+
+    /// Moves the fetch position of an assigned partition and waits until librdkafka has
+    /// dropped what it had prefetched from the old position.
+    func seek(_ partition: TopicPartition, to offset: Int64, timeout: Duration) async throws {
+        let milliseconds = timeout.milliseconds
+        let failure: KafkaError? = await onQueue(operationsQueue) { [self] in
+            withPartitionList([(partition, offset)]) { list in
+                if let error = rd_kafka_seek_partitions(handle, list, milliseconds) {
+                    return KafkaError(consuming: error, operation: "seek \(partition) to \(offset)")
+                }
+                let err = list.pointee.elems[0].err
+                return err == RD_KAFKA_RESP_ERR_NO_ERROR ? nil : KafkaError(err, operation: "seek \(partition) to \(offset)")
+            }
+        }
+        if let failure { throw failure }
+    }
+
+    func takeErrorToThrow() -> KafkaError? {
+        context.state.withLock { state in
+            state.errorsToThrow.isEmpty ? nil : state.errorsToThrow.removeFirst()
+        }
+    }
+
+    // MARK: Closing
+
+    /// Leaves the group (committing stored offsets when auto-commit is on), waiting at most
+    /// `timeout`, then destroys the handle. Call once, after every other call has returned
+    /// and every message fetched has been destroyed.
+    func closeAndDestroy(timeout: Duration) async {
+        let deadline = ContinuousClock.now.advanced(by: timeout)
+        await onQueue(operationsQueue) { [self] in closeAndDestroyNow(deadline: deadline) }
+    }
+
+    /// The same, without waiting: for a consumer that was dropped without being closed.
+    func closeAndDestroyInBackground(timeout: Duration) {
+        let deadline = ContinuousClock.now.advanced(by: timeout)
+        operationsQueue.async { [self] in closeAndDestroyNow(deadline: deadline) }
+    }
+
+    private func closeAndDestroyNow(deadline: ContinuousClock.Instant) {
+        let logger = context.logger
+        var closedCleanly = false
+        let closeQueue = rd_kafka_queue_new(handle)!
+        if let error = rd_kafka_consumer_close_queue(handle, closeQueue) {
+            let failure = KafkaError(consuming: error, operation: "close")
+            logger.info("closing the consumer failed", metadata: ["error": "\(failure)"])
+        } else {
+            while rd_kafka_consumer_closed(handle) == 0 {
+                let left = deadline - ContinuousClock.now
+                if left <= .zero { break }
+                _ = rd_kafka_queue_poll_callback(closeQueue, min(100, max(1, left.milliseconds)))
+            }
+            closedCleanly = rd_kafka_consumer_closed(handle) != 0
+        }
+        rd_kafka_queue_destroy(closeQueue)
+        isDestroyed.withLock { $0 = true }
+        rd_kafka_queue_destroy(queue)
+        if closedCleanly {
+            rd_kafka_destroy(handle)
+        } else {
+            logger.info("the consumer did not close in time; destroying it without leaving the group")
+            rd_kafka_destroy_flags(handle, Int32(RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE))
+        }
+        retainedContext.release()
+    }
+}

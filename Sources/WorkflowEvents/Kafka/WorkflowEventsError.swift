@@ -1,0 +1,45 @@
+/// A misuse of a consumer or producer, or a condition it cannot wait out: the client is
+/// closed, a group is needed, a partition is not assigned, a setting is invalid.
+public struct WorkflowEventsError: Error, Sendable, Equatable, CustomStringConvertible {
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        private enum Base: String, Hashable, Sendable {
+            case clientClosed = "client closed"
+            case groupRequired = "group required"
+            case partitionNotAssigned = "partition not assigned"
+            case invalidConfiguration = "invalid configuration"
+            case timedOut = "timed out"
+            case invalidEvent = "invalid event"
+        }
+
+        private let base: Base
+        private init(_ base: Base) { self.base = base }
+
+        /// The consumer or producer was closed; make a new one.
+        public static let clientClosed = Code(.clientClosed)
+        /// The operation (a commit, a committed-offset look-up) needs a `groupID`.
+        public static let groupRequired = Code(.groupRequired)
+        /// The partition named is not assigned to this consumer.
+        public static let partitionNotAssigned = Code(.partitionNotAssigned)
+        /// A setting or librdkafka property was rejected.
+        public static let invalidConfiguration = Code(.invalidConfiguration)
+        /// A bounded wait ran out.
+        public static let timedOut = Code(.timedOut)
+        /// An event could not be encoded for sending.
+        public static let invalidEvent = Code(.invalidEvent)
+
+        public var description: String { base.rawValue }
+    }
+
+    public var code: Code
+    /// What went wrong and how to fix it.
+    public var message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { message }
+
+    public static func == (lhs: Self, rhs: Self) -> Bool { lhs.code == rhs.code }
+}

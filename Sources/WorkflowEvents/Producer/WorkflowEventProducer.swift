@@ -1,0 +1,169 @@
+public import Logging
+
+/// Writes workflow events to Kafka in the contract form, keyed by `workflowID` so that one
+/// workflow's events stay in order on one partition.
+///
+/// Idempotence is on by default: a retried send is never written twice, and events sent in
+/// order to a partition are stored in that order.
+public actor WorkflowEventProducer {
+    public struct Configuration: Sendable {
+        public var bootstrapServers: String
+        public var clientID: String
+        /// librdkafka's `enable.idempotence`.
+        public var enableIdempotence: Bool
+        /// How long librdkafka waits to fill a batch (`linger.ms`).
+        public var linger: Duration
+        /// How long a message may take to be delivered, retries included (`message.timeout.ms`).
+        public var deliveryTimeout: Duration
+        /// Any librdkafka property, applied last.
+        public var properties: [String: String]
+
+        public init(
+            bootstrapServers: String = "localhost:9092",
+            clientID: String = "swift-workflow-events",
+            enableIdempotence: Bool = true,
+            linger: Duration = .milliseconds(5),
+            deliveryTimeout: Duration = .seconds(30),
+            properties: [String: String] = [:]
+        ) {
+            self.bootstrapServers = bootstrapServers
+            self.clientID = clientID
+            self.enableIdempotence = enableIdempotence
+            self.linger = linger
+            self.deliveryTimeout = deliveryTimeout
+            self.properties = properties
+        }
+
+        func librdkafkaProperties() throws -> [(String, String)] {
+            guard !bootstrapServers.isEmpty else {
+                throw WorkflowEventsError(.invalidConfiguration, "bootstrapServers is empty: give at least one host:port")
+            }
+            var result: [(String, String)] = [
+                ("bootstrap.servers", bootstrapServers),
+                ("client.id", clientID),
+                ("enable.idempotence", enableIdempotence ? "true" : "false"),
+                ("linger.ms", String(linger.milliseconds)),
+                ("message.timeout.ms", String(deliveryTimeout.milliseconds)),
+            ]
+            for key in properties.keys.sorted() { result.append((key, properties[key]!)) }
+            return result
+        }
+    }
+
+    public nonisolated let configuration: Configuration
+    private let client: RDKafkaProducerClient
+    private let logger: Logger
+    private var isClosed = false
+
+    public init(
+        bootstrapServers: String = "localhost:9092",
+        logger: Logger = Logger(label: "workflow-events.producer")
+    ) throws {
+        try self.init(configuration: Configuration(bootstrapServers: bootstrapServers), logger: logger)
+    }
+
+    public init(configuration: Configuration, logger: Logger = Logger(label: "workflow-events.producer")) throws {
+        self.configuration = configuration
+        self.logger = logger
+        self.client = try RDKafkaProducerClient(properties: configuration.librdkafkaProperties(), logger: logger)
+    }
+
+    /// The contract's headers for an event: content type and event type.
+    public static func headers(for event: WorkflowEvent) -> [KafkaHeader] {
+        [
+            KafkaHeader(name: "content-type", string: "application/json"),
+            KafkaHeader(name: "event-type", string: event.eventType.rawValue),
+        ]
+    }
+
+    /// Sends one event and waits for the broker to store it.
+    ///
+    /// - Parameter headers: sent after the contract's `content-type` and `event-type`
+    ///   (a `traceparent`, for example).
+    /// - Returns: the partition and offset the event was written at.
+    public func send(_ event: WorkflowEvent, to topic: String, headers: [KafkaHeader] = []) async throws -> DeliveryReport {
+        let id = try await enqueue(event, to: topic, headers: headers)
+        return try await client.deliveries.wait(for: id)
+    }
+
+    /// Sends events in the order given (so each workflow's events keep their order) and waits
+    /// until all are stored. Far faster than awaiting each `send`.
+    public func send(_ events: [WorkflowEvent], to topic: String) async throws -> [DeliveryReport] {
+        var ids: [UInt] = []
+        ids.reserveCapacity(events.count)
+        for event in events {
+            ids.append(try await enqueue(event, to: topic, headers: []))
+        }
+        var reports: [DeliveryReport] = []
+        reports.reserveCapacity(ids.count)
+        for id in ids {
+            reports.append(try await client.deliveries.wait(for: id))
+        }
+        return reports
+    }
+
+    /// Sends raw bytes, valid or not (a nil value is a tombstone), and waits for the broker.
+    /// For tools, tests and dead letters; events go through ``send(_:to:headers:)``.
+    public func sendRecord(
+        value: [UInt8]?, key: [UInt8]? = nil, headers: [KafkaHeader] = [], to topic: String, partition: Int32? = nil
+    ) async throws -> DeliveryReport {
+        let id = try await enqueueRecord(topic: topic, partition: partition, key: key, value: value, headers: headers)
+        return try await client.deliveries.wait(for: id)
+    }
+
+    /// Waits until every message sent so far is delivered, at most `timeout`.
+    public func flush(timeout: Duration = .seconds(30)) async throws {
+        try checkOpen("flush")
+        try await client.flush(timeout: timeout)
+    }
+
+    /// Delivers what is outstanding (waiting at most `timeout`), fails what is left, and
+    /// destroys the handle. Idempotent; later sends throw `clientClosed`.
+    public func close(timeout: Duration = .seconds(30)) async {
+        guard !isClosed else { return }
+        isClosed = true
+        await client.closeAndDestroy(timeout: timeout)
+    }
+
+    private func checkOpen(_ operation: String) throws {
+        guard !isClosed else {
+            throw WorkflowEventsError(.clientClosed, "cannot \(operation): the producer is closed; create a new one")
+        }
+    }
+
+    private func enqueue(_ event: WorkflowEvent, to topic: String, headers: [KafkaHeader]) async throws -> UInt {
+        let value: [UInt8]
+        do {
+            value = try event.jsonBytes()
+        } catch {
+            throw WorkflowEventsError(.invalidEvent, "event \(event.eventID) cannot be sent: \(error)")
+        }
+        return try await enqueueRecord(
+            topic: topic, partition: nil, key: Array(event.workflowID.utf8), value: value,
+            headers: Self.headers(for: event) + headers)
+    }
+
+    /// Hands a message to librdkafka, waiting while its queue is full.
+    private func enqueueRecord(
+        topic: String, partition: Int32?, key: [UInt8]?, value: [UInt8]?, headers: [KafkaHeader]
+    ) async throws -> UInt {
+        let deadline = ContinuousClock.now.advanced(by: configuration.deliveryTimeout)
+        while true {
+            try checkOpen("send")
+            let result: Result<UInt, KafkaError>
+            do {
+                result = .success(try client.enqueue(topic: topic, partition: partition, key: key, value: value, headers: headers))
+            } catch {
+                result = .failure(error)
+            }
+            switch result {
+            case .success(let id):
+                return id
+            case .failure(let error) where error.code == .queueFull && ContinuousClock.now < deadline:
+                try await Task.sleep(for: .milliseconds(1))
+            case .failure(let error):
+                throw error
+            }
+        }
+    }
+}
