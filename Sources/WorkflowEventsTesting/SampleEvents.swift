@@ -62,6 +62,13 @@ public enum SampleEvents {
             return UUID(uuid: bytes)
         }
 
+        /// One millisecond after another from `start`, computed as the decoder computes a
+        /// parsed timestamp, so that events survive a trip through JSON unchanged.
+        private func timestamp(_ sequence: Int) -> Date {
+            let seconds = start.timeIntervalSince1970.rounded(.down) + Double(sequence / 1000)
+            return Date(timeIntervalSince1970: seconds + Double((sequence % 1000) * 1_000_000) / 1e9)
+        }
+
         /// The next event of some run.
         public mutating func next(sequence: Int) -> WorkflowEvent {
             if runs.count < 4 || random(8) == 0 {
@@ -123,7 +130,7 @@ public enum SampleEvents {
             }
             let event = WorkflowEvent(
                 eventID: uuid(), eventType: type, source: run.source, workflowID: run.workflow,
-                workflowRunID: run.runID, timestamp: start.addingTimeInterval(Double(sequence) * 0.001),
+                workflowRunID: run.runID, timestamp: timestamp(sequence),
                 payload: EventPayload(data: data), metadata: ["correlation_id": "c-\(sequence)", "sequence": "\(sequence)"])
             if run.stage == 7 {
                 runs.remove(at: index)

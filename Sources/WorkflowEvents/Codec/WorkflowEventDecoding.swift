@@ -412,6 +412,7 @@ struct JSONReader {
             skipWhitespace()
             guard consume(colon) else { throw syntax("':'", field) }
             skipWhitespace()
+            guard index < bytes.count else { throw syntax("a JSON value", field) }
             try body(&self, key)
             skipWhitespace()
             if consume(comma) { continue }

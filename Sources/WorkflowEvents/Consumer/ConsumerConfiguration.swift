@@ -104,6 +104,10 @@ extension WorkflowEventConsumer {
                 result.append(("enable.auto.commit", enableAutoCommit ? "true" : "false"))
                 result.append(("auto.commit.interval.ms", String(autoCommitInterval.milliseconds)))
             } else {
+                // librdkafka routes fetched messages through a group's queue even when
+                // partitions are assigned by hand: give it a private group that is never
+                // joined and never committed to.
+                result.append(("group.id", "swift-workflow-events.unjoined.\(UInt64.random(in: 0...UInt64.max))"))
                 result.append(("enable.auto.commit", "false"))
             }
             for key in properties.keys.sorted() {

@@ -81,7 +81,7 @@ public actor WorkflowEventConsumer {
             logger.info("a consumer was released without being closed; closing it in the background")
             for (_, message) in inProcess { message.destroy() }
             buffer.destroyAll()
-            client.closeAndDestroyInBackground(timeout: configuration.closeTimeout)
+            client.closeAndDestroyInBackground()
         }
     }
 
@@ -96,8 +96,10 @@ public actor WorkflowEventConsumer {
     /// the consumer stays open for `commit`, more reading or `close`.
     public nonisolated func events(topics: [String]) -> AsyncThrowingStream<WorkflowEvent, any Error> {
         let reader = Self.makeReaderID()
+        let watch = StreamCancellationWatch(consumer: self, reader: reader)
         return AsyncThrowingStream(unfolding: { [self] in
-            try await self.nextMessage(reader: reader, topics: topics, deadline: nil, withCoordinates: false)?.event
+            _ = watch
+            return try await self.nextMessage(reader: reader, topics: topics, deadline: nil, withCoordinates: false)?.event
         })
     }
 
@@ -105,8 +107,10 @@ public actor WorkflowEventConsumer {
     /// key, headers and timestamp.
     public nonisolated func messages(topics: [String]) -> AsyncThrowingStream<WorkflowEventMessage, any Error> {
         let reader = Self.makeReaderID()
+        let watch = StreamCancellationWatch(consumer: self, reader: reader)
         return AsyncThrowingStream(unfolding: { [self] in
-            try await self.nextMessage(reader: reader, topics: topics, deadline: nil, withCoordinates: true)
+            _ = watch
+            return try await self.nextMessage(reader: reader, topics: topics, deadline: nil, withCoordinates: true)
         })
     }
 
@@ -371,6 +375,13 @@ public actor WorkflowEventConsumer {
         finishProcessing(reader: reader)
     }
 
+    /// A stream's iterating task was cancelled outside a fetch: its event in hand was
+    /// processed (the loop asked for the next one), so store it and close.
+    fileprivate func closeAfterCancellation(of reader: Int) async {
+        finishProcessing(reader: reader)
+        await close()
+    }
+
     private func forgetInProcess(of partition: TopicPartition) {
         for (reader, message) in inProcess
         where message.partition == partition.partition && message.topic == partition.topic {
@@ -570,6 +581,28 @@ public actor WorkflowEventConsumer {
 
     private func clearPendingSeek(_ partition: TopicPartition, _ registered: Bool) {
         if registered { client.context.state.withLock { $0.pendingSeeks[partition] = nil } }
+    }
+}
+
+/// `AsyncThrowingStream(unfolding:)` ends an iteration whose task is cancelled without
+/// calling its closure again, and releases the closure on the cancelled task itself: this
+/// watch, captured by the closure, sees that release and closes the consumer. Released on
+/// a task that is not cancelled (a `break`, a dropped stream), it does nothing.
+private final class StreamCancellationWatch: Sendable {
+    let consumer: WorkflowEventConsumer
+    let reader: Int
+
+    init(consumer: WorkflowEventConsumer, reader: Int) {
+        self.consumer = consumer
+        self.reader = reader
+    }
+
+    deinit {
+        if Task.isCancelled {
+            let consumer = consumer
+            let reader = reader
+            Task { await consumer.closeAfterCancellation(of: reader) }
+        }
     }
 }
 

@@ -572,44 +572,39 @@ final class RDKafkaConsumerClient: @unchecked Sendable {
 
     // MARK: Closing
 
-    /// Leaves the group (committing stored offsets when auto-commit is on), waiting at most
-    /// `timeout`, then destroys the handle. Call once, after every other call has returned
-    /// and every message fetched has been destroyed.
+    /// Leaves the group (committing stored offsets when auto-commit is on), then destroys
+    /// the handle. Call once, after every other call has returned and every fetched message
+    /// has been destroyed. Returns when done, or after `timeout` while the close goes on in
+    /// the background (librdkafka's close cannot be interrupted).
     func closeAndDestroy(timeout: Duration) async {
-        let deadline = ContinuousClock.now.advanced(by: timeout)
-        await onQueue(operationsQueue) { [self] in closeAndDestroyNow(deadline: deadline) }
+        let resumed = Mutex(false)
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let resumeOnce: @Sendable () -> Void = {
+                if resumed.withLock({ done in defer { done = true }; return !done }) { continuation.resume() }
+            }
+            operationsQueue.async { [self] in
+                closeAndDestroyNow()
+                resumeOnce()
+            }
+            DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(Int(timeout.milliseconds))) {
+                resumeOnce()
+            }
+        }
     }
 
     /// The same, without waiting: for a consumer that was dropped without being closed.
-    func closeAndDestroyInBackground(timeout: Duration) {
-        let deadline = ContinuousClock.now.advanced(by: timeout)
-        operationsQueue.async { [self] in closeAndDestroyNow(deadline: deadline) }
+    func closeAndDestroyInBackground() {
+        operationsQueue.async { [self] in closeAndDestroyNow() }
     }
 
-    private func closeAndDestroyNow(deadline: ContinuousClock.Instant) {
-        let logger = context.logger
-        var closedCleanly = false
-        let closeQueue = rd_kafka_queue_new(handle)!
-        if let error = rd_kafka_consumer_close_queue(handle, closeQueue) {
-            let failure = KafkaError(consuming: error, operation: "close")
-            logger.info("closing the consumer failed", metadata: ["error": "\(failure)"])
-        } else {
-            while rd_kafka_consumer_closed(handle) == 0 {
-                let left = deadline - ContinuousClock.now
-                if left <= .zero { break }
-                _ = rd_kafka_queue_poll_callback(closeQueue, min(100, max(1, left.milliseconds)))
-            }
-            closedCleanly = rd_kafka_consumer_closed(handle) != 0
+    private func closeAndDestroyNow() {
+        let err = rd_kafka_consumer_close(handle)
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+            context.logger.info("closing the consumer reported an error", metadata: ["error": "\(KafkaError(err, operation: "close"))"])
         }
-        rd_kafka_queue_destroy(closeQueue)
         isDestroyed.withLock { $0 = true }
         rd_kafka_queue_destroy(queue)
-        if closedCleanly {
-            rd_kafka_destroy(handle)
-        } else {
-            logger.info("the consumer did not close in time; destroying it without leaving the group")
-            rd_kafka_destroy_flags(handle, Int32(RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE))
-        }
+        rd_kafka_destroy(handle)
         retainedContext.release()
     }
 }

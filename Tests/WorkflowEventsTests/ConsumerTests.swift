@@ -1,0 +1,403 @@
+import Foundation
+import InMemoryLogging
+import Logging
+import Testing
+import WorkflowEvents
+import WorkflowEventsTesting
+
+@Suite("Consumer")
+struct ConsumerTests {
+    @Test("the defaults are the seed guide's, and a default consumer reads from the earliest offset")
+    func defaults() async throws {
+        let configuration = WorkflowEventConsumer.Configuration()
+        #expect(configuration.bootstrapServers == "localhost:9092")
+        #expect(configuration.groupID == nil)
+        #expect(configuration.autoOffsetReset == .earliest)
+        #expect(configuration.enableAutoCommit == true)
+        #expect(configuration.consumerTimeout == .milliseconds(1000))
+        #expect(configuration.maxPollRecords == nil)
+
+        let fixture = try await makeFixture(partitions: 1, events: 5)
+        defer { fixture.cluster.shutdown() }
+        let consumer = try WorkflowEventConsumer(bootstrapServers: fixture.cluster.bootstrapServers)
+        let received = try await collect(consumer.messages(topics: [fixture.topic]), count: 5)
+        await consumer.close()
+        #expect(received.map(\.offset) == [0, 1, 2, 3, 4])
+        #expect(received.map(\.event) == fixture.events)
+    }
+
+    @Test("a group reads every event, in order per partition, with key, headers and timestamp")
+    func orderPerPartition() async throws {
+        let fixture = try await makeFixture(partitions: 3, events: 300)
+        defer { fixture.cluster.shutdown() }
+        let received = try await withWorkflowEventConsumer(
+            configuration: groupConfiguration(fixture.cluster, group: "order")
+        ) { consumer in
+            try await collect(consumer.messages(topics: [fixture.topic]), count: 300)
+        }
+        #expect(Set(received.map(\.event.eventID)) == Set(fixture.events.map(\.eventID)))
+        for partition in Int32(0)..<3 {
+            let offsets = received.filter { $0.partition == partition }.map(\.offset)
+            #expect(offsets == Array(0..<Int64(offsets.count)), "partition \(partition) out of order")
+        }
+        // One workflow's events keep their order: they share a key, so a partition.
+        let sequence = { (message: WorkflowEventMessage) in Int(message.event.metadata["sequence"]!)! }
+        for workflow in Set(fixture.events.map(\.workflowID)) {
+            let seen = received.filter { $0.event.workflowID == workflow }.map(sequence)
+            #expect(seen == seen.sorted(), "\(workflow) out of order")
+        }
+        let first = try #require(received.first)
+        #expect(first.key == Array(first.event.workflowID.utf8))
+        #expect(first.headers.string("content-type") == "application/json")
+        #expect(first.headers.string("event-type") == first.event.eventType.rawValue)
+        #expect(first.topic == fixture.topic)
+        #expect(first.timestamp != nil)
+    }
+
+    @Test("consumeEvents calls back for each event, logs and counts a throwing callback, and returns after the idle timeout")
+    func callback() async throws {
+        let fixture = try await makeFixture(partitions: 2, events: 40)
+        defer { fixture.cluster.shutdown() }
+        let (logger, logs) = recordingLogger()
+        let consumer = try WorkflowEventConsumer(
+            configuration: groupConfiguration(fixture.cluster, group: "callback"), logger: logger)
+        var seen: [UUID] = []
+        let started = ContinuousClock.now
+        let handled = try await consumer.consumeEvents(topics: [fixture.topic], timeout: .seconds(8)) { event in
+            seen.append(event.eventID)
+            if seen.count % 10 == 0 { throw TimedOut(description: "handler failure \(seen.count)") }
+        }
+        let elapsed = ContinuousClock.now - started
+        #expect(handled == 40)
+        #expect(Set(seen) == Set(fixture.events.map(\.eventID)))
+        let statistics = await consumer.statistics
+        #expect(statistics.handlerFailures == 4)
+        #expect(statistics.eventsDelivered == 40)
+        #expect(logs.entries.filter { $0.message.description.contains("handler failed") }.count == 4)
+        #expect(elapsed >= .seconds(8))
+        await consumer.close()
+    }
+
+    @Test("poll returns records grouped by partition, at most maxPollRecords at a time")
+    func pollBatches() async throws {
+        let fixture = try await makeFixture(partitions: 3, events: 120)
+        defer { fixture.cluster.shutdown() }
+        var configuration = groupConfiguration(fixture.cluster, group: "poll")
+        configuration.maxPollRecords = 25
+        let consumer = try WorkflowEventConsumer(configuration: configuration)
+        try await consumer.subscribe([fixture.topic])
+        var all: [ConsumerRecord] = []
+        try await waitUntil("120 records") {
+            let batch = try await consumer.poll(timeout: .milliseconds(500))
+            let records = batch.values.flatMap { $0 }
+            #expect(records.count <= 25)
+            for (partition, list) in batch {
+                #expect(list.allSatisfy { $0.topicPartition == partition })
+                #expect(list.map(\.offset) == list.map(\.offset).sorted())
+            }
+            all += records
+            return all.count >= 120
+        }
+        #expect(all.count == 120)
+        #expect(Set(try all.map { try $0.event().eventID }) == Set(fixture.events.map(\.eventID)))
+        await consumer.close()
+    }
+
+    @Test("seek makes the given offset the next one read, and position reports it")
+    func seekAndPosition() async throws {
+        let fixture = try await makeFixture(partitions: 1, events: 200)
+        defer { fixture.cluster.shutdown() }
+        let partition = TopicPartition(topic: fixture.topic, partition: 0)
+        try await withWorkflowEventConsumer(configuration: groupConfiguration(fixture.cluster, group: "seek")) { consumer in
+            try await consumer.subscribe([fixture.topic])
+            // Right after subscribe: waits for the assignment.
+            #expect(try await consumer.position(partition) == 0)
+            try await consumer.seek(partition, to: 100)
+            #expect(try await consumer.position(partition) == 100)
+            let first = try await collect(consumer.messages(topics: [fixture.topic]), count: 10)
+            #expect(first.map(\.offset) == Array(100..<110))
+            #expect(try await consumer.position(partition) == 110)
+            // A seek back, in the middle of reading.
+            try await consumer.seek(partition, to: 3)
+            let again = try await collect(consumer.messages(topics: [fixture.topic]), count: 2)
+            #expect(again.map(\.offset) == [3, 4])
+            await #expect(throws: WorkflowEventsError.self) {
+                try await consumer.seek(TopicPartition(topic: fixture.topic, partition: 7), to: 0)
+            }
+        }
+    }
+
+    @Test("seek before the first assignment, with no group, and position of an untouched partition")
+    func seekWithoutGroup() async throws {
+        let fixture = try await makeFixture(partitions: 2, events: 60)
+        defer { fixture.cluster.shutdown() }
+        let counts = Dictionary(grouping: fixture.reports, by: \.partition).mapValues(\.count)
+        let consumer = try WorkflowEventConsumer(
+            configuration: .init(bootstrapServers: fixture.cluster.bootstrapServers, autoOffsetReset: .latest))
+        try await consumer.subscribe([fixture.topic])
+        let p0 = TopicPartition(topic: fixture.topic, partition: 0)
+        let p1 = TopicPartition(topic: fixture.topic, partition: 1)
+        #expect(try await consumer.position(p1) == Int64(counts[1]!))
+        try await consumer.seek(p0, to: 2)
+        let received = try await collect(consumer.messages(topics: [fixture.topic]), count: counts[0]! - 2)
+        #expect(received.map(\.offset) == Array(2..<Int64(counts[0]!)))
+        #expect(received.allSatisfy { $0.partition == 0 })
+        await consumer.close()
+    }
+
+    @Test("a manual commit is where a new member of the group resumes")
+    func manualCommitResume() async throws {
+        let fixture = try await makeFixture(partitions: 1, events: 30)
+        defer { fixture.cluster.shutdown() }
+        let configuration = groupConfiguration(fixture.cluster, group: "resume", autoCommit: false)
+        let partition = TopicPartition(topic: fixture.topic, partition: 0)
+        try await withWorkflowEventConsumer(configuration: configuration) { consumer in
+            let first = try await collect(consumer.messages(topics: [fixture.topic]), count: 10)
+            #expect(first.last?.offset == 9)
+            try await consumer.commit()
+            #expect(try await consumer.committed([partition]) == [partition: 10])
+            try await consumer.commit([partition: 12])
+            #expect(try await consumer.committed([partition]) == [partition: 12])
+        }
+        try await withWorkflowEventConsumer(configuration: configuration) { consumer in
+            let next = try await collect(consumer.messages(topics: [fixture.topic]), count: 3)
+            #expect(next.map(\.offset) == [12, 13, 14])
+        }
+    }
+
+    @Test("auto-commit stores an event's offset only after the loop body returned")
+    func autoCommitAfterProcessing() async throws {
+        let fixture = try await makeFixture(partitions: 1, events: 20)
+        defer { fixture.cluster.shutdown() }
+        var configuration = groupConfiguration(fixture.cluster, group: "processed")
+        configuration.autoCommitInterval = .milliseconds(100)
+        let partition = TopicPartition(topic: fixture.topic, partition: 0)
+        try await withWorkflowEventConsumer(configuration: configuration) { consumer in
+            var iterator = consumer.events(topics: [fixture.topic]).makeAsyncIterator()
+            for _ in 0..<5 { _ = try await iterator.next() }
+            // Events 0-3 are processed; event 4 is in hand: the commit must stop at 4.
+            try await waitUntil("auto-commit of offset 4") {
+                try await consumer.committed([partition])[partition] == 4
+            }
+            try await Task.sleep(for: .milliseconds(400))
+            #expect(try await consumer.committed([partition])[partition] == 4)
+        }
+    }
+
+    @Test("two consumers of one group split three partitions and read each event once")
+    func groupSplit() async throws {
+        let fixture = try await makeFixture(partitions: 3, events: 90)
+        defer { fixture.cluster.shutdown() }
+        let configuration = groupConfiguration(fixture.cluster, group: "split")
+        let a = try WorkflowEventConsumer(configuration: configuration)
+        let b = try WorkflowEventConsumer(configuration: configuration)
+        let read = try await withThrowingTaskGroup(of: [UUID].self) { group in
+            for consumer in [a, b] {
+                group.addTask {
+                    var seen: [UUID] = []
+                    _ = try await consumer.consumeEvents(topics: [fixture.topic], timeout: .seconds(10)) { event in
+                        seen.append(event.eventID)
+                    }
+                    return seen
+                }
+            }
+            var all: [[UUID]] = []
+            for try await seen in group { all.append(seen) }
+            return all
+        }
+        #expect(read.allSatisfy { !$0.isEmpty })
+        #expect(read.joined().count == 90)
+        #expect(Set(read.joined()) == Set(fixture.events.map(\.eventID)))
+        let assignmentA = await a.assignment
+        let assignmentB = await b.assignment
+        #expect(!assignmentA.isEmpty && !assignmentB.isEmpty)
+        #expect(assignmentA.isDisjoint(with: assignmentB))
+        #expect(assignmentA.union(assignmentB).count == 3)
+        await a.close()
+        await b.close()
+    }
+
+    @Test("cancelling a member's task leaves the group: the other owns every partition within the session timeout")
+    func cancellationLeavesGroup() async throws {
+        let fixture = try await makeFixture(partitions: 3, events: 30)
+        defer { fixture.cluster.shutdown() }
+        let configuration = groupConfiguration(fixture.cluster, group: "handover")
+        let leaving = try WorkflowEventConsumer(configuration: configuration)
+        let staying = try WorkflowEventConsumer(configuration: configuration)
+        let stayingTask = Task {
+            for try await _ in staying.events(topics: [fixture.topic]) {}
+        }
+        let leavingTask = Task {
+            for try await _ in leaving.events(topics: [fixture.topic]) {}
+        }
+        try await waitUntil("both members own partitions", timeout: .seconds(30)) {
+            let a = await leaving.assignment
+            let b = await staying.assignment
+            return !a.isEmpty && !b.isEmpty && a.union(b).count == 3
+        }
+        let cancelled = ContinuousClock.now
+        leavingTask.cancel()
+        _ = await leavingTask.result
+        let closeTime = ContinuousClock.now - cancelled
+        #expect(await leaving.isClosed)
+        #expect(closeTime < .seconds(2))
+        try await waitUntil("the remaining member owns all partitions", timeout: .seconds(12)) {
+            await staying.assignment.count == 3
+        }
+        let handOver = ContinuousClock.now - cancelled
+        print("hand-over after cancellation: \(handOver), close took \(closeTime)")
+        #expect(handOver < .seconds(6))
+        stayingTask.cancel()
+        _ = await stayingTask.result
+        try await waitUntil("the cancelled consumer closed", timeout: .seconds(5)) { await staying.isClosed }
+    }
+
+    @Test("without a group every partition is read, and commit says a group is needed")
+    func noGroup() async throws {
+        let fixture = try await makeFixture(partitions: 3, events: 45)
+        defer { fixture.cluster.shutdown() }
+        let consumer = try WorkflowEventConsumer(bootstrapServers: fixture.cluster.bootstrapServers)
+        let received = try await collect(consumer.messages(topics: [fixture.topic]), count: 45)
+        #expect(Set(received.map(\.partition)) == [0, 1, 2])
+        #expect(await consumer.assignment.count == 3)
+        do {
+            try await consumer.commit()
+            Issue.record("commit without a group succeeded")
+        } catch let error as WorkflowEventsError {
+            #expect(error.code == .groupRequired)
+            #expect(error.message.contains("groupID"))
+        }
+        await consumer.close()
+    }
+
+    @Test("a closed consumer throws a clear error, and close is idempotent")
+    func closedConsumer() async throws {
+        let fixture = try await makeFixture(partitions: 1, events: 1)
+        defer { fixture.cluster.shutdown() }
+        let consumer = try WorkflowEventConsumer(bootstrapServers: fixture.cluster.bootstrapServers, groupID: "closed")
+        await consumer.close()
+        await consumer.close()
+        #expect(await consumer.isClosed)
+        let partition = TopicPartition(topic: fixture.topic, partition: 0)
+        let calls: [@Sendable () async throws -> Void] = [
+            { try await consumer.subscribe([fixture.topic]) },
+            { _ = try await consumer.poll() },
+            { try await consumer.commit() },
+            { try await consumer.seek(partition, to: 0) },
+            { _ = try await consumer.position(partition) },
+        ]
+        for call in calls {
+            do {
+                try await call()
+                Issue.record("a call on a closed consumer succeeded")
+            } catch let error as WorkflowEventsError {
+                #expect(error.code == .clientClosed)
+                #expect(error.message.contains("closed"))
+            }
+        }
+        var iterator = consumer.events(topics: [fixture.topic]).makeAsyncIterator()
+        #expect(try await iterator.next() == nil)
+    }
+
+    @Test("an unreachable bootstrap server is a thrown KafkaError within the connection timeout")
+    func unreachableBroker() async throws {
+        let consumer = try WorkflowEventConsumer(
+            configuration: .init(bootstrapServers: "127.0.0.1:1", groupID: "nowhere", connectionTimeout: .seconds(2)))
+        let started = ContinuousClock.now
+        do {
+            try await consumer.subscribe(["workflow-events"])
+            Issue.record("subscribe to an unreachable cluster succeeded")
+        } catch let error as KafkaError {
+            #expect(error.message.contains("127.0.0.1:1"))
+            #expect(error.isRetriable)
+        }
+        #expect(ContinuousClock.now - started < .seconds(6))
+        await consumer.close()
+    }
+
+    @Test("bad settings are rejected with the property named")
+    func invalidConfiguration() throws {
+        #expect(throws: WorkflowEventsError.self) {
+            try WorkflowEventConsumer(configuration: .init(properties: ["no.such.property": "1"]))
+        }
+        do {
+            _ = try WorkflowEventConsumer(configuration: .init(properties: ["session.timeout.ms": "many"]))
+        } catch let error as WorkflowEventsError {
+            #expect(error.code == .invalidConfiguration)
+            #expect(error.message.contains("session.timeout.ms"))
+        }
+    }
+
+    @Test("leaving the scope closes the consumer, also when the body throws")
+    func scopedClose() async throws {
+        let fixture = try await makeFixture(partitions: 1, events: 3)
+        defer { fixture.cluster.shutdown() }
+        let holder = ConsumerHolder()
+        await #expect(throws: TimedOut.self) {
+            try await withWorkflowEventConsumer(bootstrapServers: fixture.cluster.bootstrapServers) { consumer in
+                holder.set(consumer)
+                _ = try await collect(consumer.messages(topics: [fixture.topic]), count: 1)
+                throw TimedOut(description: "thrown by the body")
+            }
+        }
+        let consumer = try #require(holder.get())
+        #expect(await consumer.isClosed)
+    }
+
+    @Test("invalid events and tombstones are skipped, logged with their offset, and the valid ones delivered in order")
+    func invalidSkipped() async throws {
+        let cluster = try MockKafkaCluster()
+        defer { cluster.shutdown() }
+        try cluster.createTopic("mixed", partitions: 1)
+        let events = SampleEvents.make(count: 4)
+        var values: [[UInt8]?] = []
+        for event in events {
+            values.append(try event.jsonBytes())
+            values.append(Array("{not json".utf8))
+        }
+        values.insert(nil, at: 3)
+        try await produceRecords(values, to: "mixed", on: cluster)
+        let (logger, logs) = recordingLogger()
+        let consumer = try WorkflowEventConsumer(
+            configuration: groupConfiguration(cluster, group: "mixed"), logger: logger)
+        let received = try await collect(consumer.messages(topics: ["mixed"]), count: 4)
+        #expect(received.map(\.event) == events)
+        let statistics = await consumer.statistics
+        // The last invalid message comes after the fourth event: not read yet.
+        #expect(statistics.invalidEvents == 3)
+        #expect(statistics.tombstones == 1)
+        let skipped = logs.entries.filter { $0.message.description == "skipped an invalid event" }
+        #expect(skipped.count == 3)
+        #expect(skipped.first?.metadata["kafka.offset"] == "1")
+        #expect(skipped.first?.metadata["kafka.topic"] == "mixed")
+        #expect(skipped.first?.metadata["reason"]?.description.contains("expected") == true)
+        await consumer.close()
+    }
+
+    @Test("a slow loop body does not make the consumer buffer more than one fetch batch")
+    func backPressure() async throws {
+        let fixture = try await makeFixture(partitions: 1, events: 3000)
+        defer { fixture.cluster.shutdown() }
+        var configuration = WorkflowEventConsumer.Configuration(bootstrapServers: fixture.cluster.bootstrapServers)
+        configuration.fetchBatchSize = 100
+        let consumer = try WorkflowEventConsumer(configuration: configuration)
+        var count = 0
+        for try await _ in consumer.events(topics: [fixture.topic]) {
+            count += 1
+            let buffered = await consumer.statistics.bufferedMessages
+            #expect(buffered < 100)
+            if count == 250 { break }
+            if count % 50 == 0 { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        #expect(count == 250)
+        #expect(try await consumer.position(TopicPartition(topic: fixture.topic, partition: 0)) == 250)
+        await consumer.close()
+    }
+}
+
+final class ConsumerHolder: @unchecked Sendable {
+    private let lock = NSLock()
+    private var consumer: WorkflowEventConsumer?
+    func set(_ value: WorkflowEventConsumer) { lock.withLock { consumer = value } }
+    func get() -> WorkflowEventConsumer? { lock.withLock { consumer } }
+}

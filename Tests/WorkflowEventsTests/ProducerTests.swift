@@ -1,0 +1,77 @@
+import Foundation
+import Testing
+import WorkflowEvents
+import WorkflowEventsTesting
+
+@Suite("Producer and embedded cluster")
+struct ProducerTests {
+    @Test("send awaits the broker and reports the partition and offset; one workflow stays on one partition")
+    func sendReports() async throws {
+        let fixture = try await makeFixture(partitions: 4)
+        defer { fixture.cluster.shutdown() }
+        let producer = try WorkflowEventProducer(bootstrapServers: fixture.cluster.bootstrapServers)
+        #expect(producer.configuration.enableIdempotence)
+        let events = SampleEvents.make(count: 40)
+        var reports: [DeliveryReport] = []
+        for event in events.prefix(10) {
+            reports.append(try await producer.send(event, to: fixture.topic))
+        }
+        reports += try await producer.send(Array(events.dropFirst(10)), to: fixture.topic)
+        try await producer.flush()
+        var partitionOf: [String: Int32] = [:]
+        for (event, report) in zip(events, reports) {
+            #expect(report.topic == fixture.topic)
+            if let known = partitionOf[event.workflowID] { #expect(known == report.partition) }
+            partitionOf[event.workflowID] = report.partition
+        }
+        for partition in Set(reports.map(\.partition)) {
+            let offsets = reports.filter { $0.partition == partition }.map(\.offset)
+            #expect(offsets == Array(0..<Int64(offsets.count)))
+        }
+        await producer.close()
+        await #expect(throws: WorkflowEventsError.self) { try await producer.send(events[0], to: fixture.topic) }
+
+        // What was written reads back equal, with the contract's key.
+        let consumer = try WorkflowEventConsumer(bootstrapServers: fixture.cluster.bootstrapServers)
+        let received = try await collect(consumer.messages(topics: [fixture.topic]), count: 40)
+        await consumer.close()
+        #expect(Set(received.map(\.event)) == Set(events))
+        #expect(received.allSatisfy { $0.key == Array($0.event.workflowID.utf8) })
+    }
+
+    @Test("an event with no JSON form is refused before sending")
+    func unencodable() async throws {
+        let fixture = try await makeFixture(partitions: 1)
+        defer { fixture.cluster.shutdown() }
+        let producer = try WorkflowEventProducer(bootstrapServers: fixture.cluster.bootstrapServers)
+        var event = SampleEvents.make(count: 1)[0]
+        event.payload.data["ratio"] = .double(.nan)
+        do {
+            _ = try await producer.send(event, to: fixture.topic)
+            Issue.record("NaN was sent")
+        } catch let error as WorkflowEventsError {
+            #expect(error.code == .invalidEvent)
+            #expect(error.message.contains("payload.data.ratio"))
+        }
+        await producer.close()
+    }
+
+    @Test("the cluster's fault switches: a broker down and back up, the stream still delivers everything")
+    func brokerDownAndUp() async throws {
+        let fixture = try await makeFixture(partitions: 2, events: 20, brokers: 3)
+        defer { fixture.cluster.shutdown() }
+        #expect(throws: WorkflowEventsError.self) { try fixture.cluster.setBrokerDown(9) }
+        let consumer = try WorkflowEventConsumer(bootstrapServers: fixture.cluster.bootstrapServers)
+        let first = try await collect(consumer.messages(topics: [fixture.topic]), count: 20)
+        #expect(first.count == 20)
+        try fixture.cluster.setPartitionLeader(topic: fixture.topic, partition: 0, broker: 2)
+        try fixture.cluster.setBrokerDown(1)
+        try fixture.cluster.setRoundTripTime(.milliseconds(50), broker: 3)
+        let more = SampleEvents.make(count: 20, seed: 9)
+        _ = try await produce(more, to: fixture.topic, on: fixture.cluster)
+        try fixture.cluster.setBrokerUp(1)
+        let second = try await collect(consumer.messages(topics: [fixture.topic]), count: 20)
+        #expect(Set(second.map(\.event)) == Set(more))
+        await consumer.close()
+    }
+}

@@ -1,0 +1,101 @@
+import Foundation
+import InMemoryLogging
+import Logging
+import Testing
+import WorkflowEvents
+import WorkflowEventsTesting
+
+/// A cluster with one topic, and the events already written to it.
+struct Fixture {
+    let cluster: MockKafkaCluster
+    let topic: String
+    let events: [WorkflowEvent]
+    let reports: [DeliveryReport]
+}
+
+func makeFixture(partitions: Int = 3, events count: Int = 0, brokers: Int = 1) async throws -> Fixture {
+    let cluster = try MockKafkaCluster(brokers: brokers)
+    let topic = "workflow-events"
+    try cluster.createTopic(topic, partitions: partitions)
+    let events = SampleEvents.make(count: count)
+    var reports: [DeliveryReport] = []
+    if count > 0 {
+        reports = try await produce(events, to: topic, on: cluster)
+    }
+    return Fixture(cluster: cluster, topic: topic, events: events, reports: reports)
+}
+
+func produce(_ events: [WorkflowEvent], to topic: String, on cluster: MockKafkaCluster) async throws -> [DeliveryReport] {
+    let producer = try WorkflowEventProducer(bootstrapServers: cluster.bootstrapServers)
+    do {
+        let reports = try await producer.send(events, to: topic)
+        await producer.close()
+        return reports
+    } catch {
+        await producer.close()
+        throw error
+    }
+}
+
+func produceRecords(_ values: [[UInt8]?], to topic: String, partition: Int32 = 0, on cluster: MockKafkaCluster) async throws {
+    let producer = try WorkflowEventProducer(
+        configuration: .init(bootstrapServers: cluster.bootstrapServers, properties: ["message.max.bytes": "2000000"]))
+    for value in values {
+        _ = try await producer.sendRecord(value: value, key: Array("k".utf8), to: topic, partition: partition)
+    }
+    await producer.close()
+}
+
+/// Settings that make group hand-over fast on the mock cluster.
+func groupConfiguration(_ cluster: MockKafkaCluster, group: String, autoCommit: Bool = true) -> WorkflowEventConsumer.Configuration {
+    WorkflowEventConsumer.Configuration(
+        bootstrapServers: cluster.bootstrapServers, groupID: group, enableAutoCommit: autoCommit,
+        properties: ["session.timeout.ms": "6000", "heartbeat.interval.ms": "500"])
+}
+
+/// A logger whose entries the test can read.
+func recordingLogger() -> (Logger, InMemoryLogHandler) {
+    var handler = InMemoryLogHandler()
+    handler.logLevel = .debug
+    let logger = Logger(label: "test", factory: { _ in handler })
+    return (logger, handler)
+}
+
+struct TimedOut: Error, CustomStringConvertible {
+    var description: String
+}
+
+/// Waits until `condition` holds, checking every 20 ms, at most `timeout`.
+func waitUntil(
+    _ what: String, timeout: Duration = .seconds(20), _ condition: () async throws -> Bool
+) async throws {
+    let deadline = ContinuousClock.now.advanced(by: timeout)
+    while try await !condition() {
+        if ContinuousClock.now >= deadline { throw TimedOut(description: "timed out after \(timeout) waiting for \(what)") }
+        try await Task.sleep(for: .milliseconds(20))
+    }
+}
+
+/// Reads events from a stream until `count` have come, with a bound on the time.
+func collect(
+    _ stream: AsyncThrowingStream<WorkflowEventMessage, any Error>, count: Int, timeout: Duration = .seconds(30)
+) async throws -> [WorkflowEventMessage] {
+    try await withThrowingTaskGroup(of: [WorkflowEventMessage]?.self) { group in
+        group.addTask {
+            var received: [WorkflowEventMessage] = []
+            for try await message in stream {
+                received.append(message)
+                if received.count == count { break }
+            }
+            return received
+        }
+        group.addTask {
+            try await Task.sleep(for: timeout)
+            return nil
+        }
+        let first = try await group.next()!
+        group.cancelAll()
+        guard let first else { throw TimedOut(description: "fewer than \(count) events within \(timeout)") }
+        return first
+    }
+}
