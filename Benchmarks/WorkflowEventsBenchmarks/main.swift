@@ -1,1 +1,196 @@
-print("")
+// Consumer throughput beside a raw librdkafka loop, measured in the same run on the same
+// in-process mock cluster. Each figure is the median of several repetitions.
+//
+//   swift run -c release workflow-events-benchmarks [--events N] [--partitions P] [--repetitions R]
+import CRDKafka
+import Foundation
+import Logging
+import WorkflowEvents
+import WorkflowEventsTesting
+
+struct Options {
+    var events = 50_000
+    var partitions = 32
+    var repetitions = 3
+
+    init(_ arguments: [String]) {
+        var iterator = arguments.dropFirst().makeIterator()
+        while let argument = iterator.next() {
+            let value = iterator.next().flatMap(Int.init) ?? 0
+            switch argument {
+            case "--events" where value > 0: events = value
+            case "--partitions" where value > 0: partitions = value
+            case "--repetitions" where value > 0: repetitions = value
+            default:
+                FileHandle.standardError.write(Data("usage: workflow-events-benchmarks [--events N] [--partitions P] [--repetitions R]\n".utf8))
+                exit(2)
+            }
+        }
+    }
+}
+
+func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
+
+/// The limit: librdkafka's own batch consumer loop, no decoding, no Swift concurrency.
+func rawLoop(bootstrap: String, topic: String, partitions: Int, count: Int) -> Double {
+    let conf = rd_kafka_conf_new()
+    var errorText = [CChar](repeating: 0, count: 512)
+    for (key, value) in [
+        ("bootstrap.servers", bootstrap), ("group.id", "raw-\(UUID())"), ("enable.auto.commit", "false"),
+        ("log_level", "3"),
+    ] {
+        _ = rd_kafka_conf_set(conf, key, value, &errorText, errorText.count)
+    }
+    let handle = rd_kafka_new(RD_KAFKA_CONSUMER, conf, &errorText, errorText.count)!
+    rd_kafka_poll_set_consumer(handle)
+    let list = rd_kafka_topic_partition_list_new(Int32(partitions))!
+    for partition in 0..<Int32(partitions) {
+        rd_kafka_topic_partition_list_add(list, topic, partition).pointee.offset = Int64(RD_KAFKA_OFFSET_BEGINNING)
+    }
+    rd_kafka_assign(handle, list)
+    rd_kafka_topic_partition_list_destroy(list)
+    let queue = rd_kafka_queue_get_consumer(handle)
+    let batch = UnsafeMutablePointer<UnsafeMutablePointer<rd_kafka_message_t>?>.allocate(capacity: 500)
+    var received = 0
+    var bytes = 0
+    var start = ContinuousClock.now
+    var idle = 0
+    while received < count {
+        let n = rd_kafka_consume_batch_queue(queue, 1000, batch, 500)
+        if n <= 0 {
+            idle += 1
+            if idle == 10 { fatalError("the raw loop read \(received) of \(count) messages, then nothing for 10 s") }
+        }
+        for index in 0..<max(0, n) {
+            if batch[index]!.pointee.err == RD_KAFKA_RESP_ERR_NO_ERROR {
+                if received == 0 { start = ContinuousClock.now }
+                received += 1
+                bytes &+= batch[index]!.pointee.len
+            }
+            rd_kafka_message_destroy(batch[index])
+        }
+    }
+    let elapsed = ContinuousClock.now - start
+    batch.deallocate()
+    rd_kafka_queue_destroy(queue)
+    rd_kafka_consumer_close(handle)
+    rd_kafka_destroy(handle)
+    precondition(bytes > 0)
+    return Double(received) / seconds(elapsed)
+}
+
+func seconds(_ duration: Duration) -> Double {
+    Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+}
+
+func consumerConfiguration(_ bootstrap: String) -> WorkflowEventConsumer.Configuration {
+    var configuration = WorkflowEventConsumer.Configuration(bootstrapServers: bootstrap, maxPollRecords: 500)
+    configuration.properties = ["log_level": "3"]
+    return configuration
+}
+
+nonisolated func streamLoop(bootstrap: String, topic: String, count: Int) async throws -> Double {
+    let consumer = try WorkflowEventConsumer(configuration: consumerConfiguration(bootstrap))
+    try await consumer.subscribe([topic])
+    var received = 0
+    var start = ContinuousClock.now
+    for try await event in consumer.events(topics: [topic]) {
+        if received == 0 { start = ContinuousClock.now }
+        received += event.schemaVersion
+        if received == count { break }
+    }
+    let elapsed = ContinuousClock.now - start
+    await consumer.close()
+    return Double(received) / seconds(elapsed)
+}
+
+nonisolated func callbackLoop(bootstrap: String, topic: String, count: Int) async throws -> Double {
+    let consumer = try WorkflowEventConsumer(configuration: consumerConfiguration(bootstrap))
+    try await consumer.subscribe([topic])
+    var received = 0
+    var start = ContinuousClock.now
+    var last = start
+    _ = try await consumer.consumeEvents(topics: [topic], timeout: .milliseconds(300)) { event in
+        if received == 0 { start = ContinuousClock.now }
+        received += event.schemaVersion
+        if received == count { last = ContinuousClock.now }
+    }
+    let elapsed = last - start
+    await consumer.close()
+    precondition(received == count, "callback saw \(received) of \(count)")
+    return Double(received) / seconds(elapsed)
+}
+
+nonisolated func pollLoop(bootstrap: String, topic: String, count: Int) async throws -> Double {
+    let consumer = try WorkflowEventConsumer(configuration: consumerConfiguration(bootstrap))
+    try await consumer.subscribe([topic])
+    var received = 0
+    var start = ContinuousClock.now
+    while received < count {
+        let batch = try await consumer.poll(timeout: .seconds(1))
+        if received == 0 && !batch.isEmpty { start = ContinuousClock.now }
+        for (_, records) in batch {
+            for record in records { received += try record.event().schemaVersion }
+        }
+    }
+    let elapsed = ContinuousClock.now - start
+    await consumer.close()
+    return Double(received) / seconds(elapsed)
+}
+
+func decodeLoop(_ documents: [[UInt8]]) throws -> Double {
+    var total = 0
+    let start = ContinuousClock.now
+    for document in documents { total += try WorkflowEvent(validatingJSON: document).schemaVersion }
+    let elapsed = ContinuousClock.now - start
+    precondition(total == documents.count)
+    return Double(documents.count) / seconds(elapsed)
+}
+
+nonisolated func run(_ options: Options) async throws {
+    let cluster = try MockKafkaCluster()
+    defer { cluster.shutdown() }
+    let topic = "bench"
+    try cluster.createTopic(topic, partitions: options.partitions)
+    let events = SampleEvents.make(count: options.events)
+    let documents = try events.map { try $0.jsonBytes() }
+    let averageSize = documents.reduce(0) { $0 + $1.count } / documents.count
+    let producer = try WorkflowEventProducer(
+        configuration: .init(bootstrapServers: cluster.bootstrapServers, properties: ["log_level": "3"]))
+    _ = try await producer.send(events, to: topic)
+    await producer.close()
+    print("\(options.events) events of \(averageSize) bytes on \(options.partitions) partitions; librdkafka \(String(cString: rd_kafka_version_str())); median of \(options.repetitions)")
+
+    var limit: [Double] = []
+    var decode: [Double] = []
+    var stream: [Double] = []
+    var callback: [Double] = []
+    var poll: [Double] = []
+    for _ in 0..<options.repetitions {
+        limit.append(rawLoop(bootstrap: cluster.bootstrapServers, topic: topic, partitions: options.partitions, count: options.events))
+        decode.append(try decodeLoop(documents))
+        stream.append(try await streamLoop(bootstrap: cluster.bootstrapServers, topic: topic, count: options.events))
+        callback.append(try await callbackLoop(bootstrap: cluster.bootstrapServers, topic: topic, count: options.events))
+        poll.append(try await pollLoop(bootstrap: cluster.bootstrapServers, topic: topic, count: options.events))
+    }
+    let limitRate = median(limit)
+    func row(_ name: String, _ values: [Double], ratio: Bool = true) {
+        let rate = median(values)
+        let ratioText = ratio ? String(format: "%.2f", rate / limitRate) : "-"
+        print(String(format: "| %-32@ | %12.0f | %6@ |", name as NSString, rate, ratioText as NSString))
+    }
+    print("| what | events/s | × limit |")
+    print("| --- | --- | --- |")
+    row("limit: raw librdkafka loop", limit)
+    row("decode only (no Kafka)", decode, ratio: false)
+    row("stream: for try await events()", stream)
+    row("callback: consumeEvents", callback)
+    row("poll(500) + event()", poll)
+}
+
+LoggingSystem.bootstrap { label in
+    var handler = StreamLogHandler.standardError(label: label)
+    handler.logLevel = .warning
+    return handler
+}
+try await run(Options(CommandLine.arguments))
