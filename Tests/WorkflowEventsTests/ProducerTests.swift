@@ -64,7 +64,9 @@ struct ProducerTests {
         let consumer = try WorkflowEventConsumer(bootstrapServers: fixture.cluster.bootstrapServers)
         let first = try await collect(consumer.messages(topics: [fixture.topic]), count: 20)
         #expect(first.count == 20)
+        // Leaders move off broker 1 (the mock does not elect new leaders by itself), then it goes down.
         try fixture.cluster.setPartitionLeader(topic: fixture.topic, partition: 0, broker: 2)
+        try fixture.cluster.setPartitionLeader(topic: fixture.topic, partition: 1, broker: 3)
         try fixture.cluster.setBrokerDown(1)
         try fixture.cluster.setRoundTripTime(.milliseconds(50), broker: 3)
         let more = SampleEvents.make(count: 20, seed: 9)
