@@ -59,7 +59,16 @@ func rawLoop(bootstrap: String, topic: String, partitions: Int, count: Int) -> D
         let n = rd_kafka_consume_batch_queue(queue, 1000, batch, 500)
         if n <= 0 {
             idle += 1
-            if idle == 10 { fatalError("the raw loop read \(received) of \(count) messages, then nothing for 10 s") }
+            if idle == 10 {
+                var lost: Int64 = 0
+                for partition in 0..<Int32(partitions) {
+                    var low: Int64 = 0
+                    var high: Int64 = 0
+                    _ = rd_kafka_query_watermark_offsets(handle, topic, partition, &low, &high, 5000)
+                    lost += low
+                }
+                fatalError("the raw loop read \(received) of \(count) messages, then nothing for 10 s; the mock cluster deleted \(lost) old messages (its retention): use more partitions or fewer events")
+            }
         }
         for index in 0..<max(0, n) {
             if batch[index]!.pointee.err == RD_KAFKA_RESP_ERR_NO_ERROR {
@@ -157,8 +166,14 @@ nonisolated func run(_ options: Options) async throws {
     let averageSize = documents.reduce(0) { $0 + $1.count } / documents.count
     let producer = try WorkflowEventProducer(
         configuration: .init(bootstrapServers: cluster.bootstrapServers, properties: ["log_level": "3"]))
-    _ = try await producer.send(events, to: topic)
+    let reports = try await producer.send(events, to: topic)
     await producer.close()
+    // Every event must be on the cluster before anything is timed.
+    let highWatermarks = Dictionary(grouping: reports, by: \.partition).mapValues { ($0.map(\.offset).max() ?? -1) + 1 }
+    let stored = highWatermarks.values.reduce(0, +)
+    guard stored == Int64(options.events), Set(reports.map { "\($0.partition):\($0.offset)" }).count == options.events else {
+        fatalError("the producer reported \(stored) offsets for \(options.events) events")
+    }
     print("\(options.events) events of \(averageSize) bytes on \(options.partitions) partitions; librdkafka \(String(cString: rd_kafka_version_str())); median of \(options.repetitions)")
 
     var limit: [Double] = []
