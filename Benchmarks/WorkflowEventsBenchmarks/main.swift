@@ -119,7 +119,7 @@ nonisolated func callbackLoop(bootstrap: String, topic: String, count: Int) asyn
     var received = 0
     var start = ContinuousClock.now
     var last = start
-    _ = try await consumer.consumeEvents(topics: [topic], timeout: .milliseconds(300)) { event in
+    _ = try await consumer.consumeEvents(topics: [topic], timeout: .seconds(3)) { event in
         if received == 0 { start = ContinuousClock.now }
         received += event.schemaVersion
         if received == count { last = ContinuousClock.now }
