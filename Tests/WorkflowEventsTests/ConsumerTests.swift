@@ -252,6 +252,36 @@ struct ConsumerTests {
         try await waitUntil("the cancelled consumer closed", timeout: .seconds(5)) { await staying.isClosed }
     }
 
+    @Test("cancelled inside the loop body: the event in hand counts as processed, is committed, and the consumer closes")
+    func cancellationInLoopBody() async throws {
+        let fixture = try await makeFixture(partitions: 1, events: 10)
+        defer { fixture.cluster.shutdown() }
+        let configuration = groupConfiguration(fixture.cluster, group: "cancel-in-body")
+        let consumer = try WorkflowEventConsumer(configuration: configuration)
+        let (reached, signal) = AsyncStream.makeStream(of: Int64.self)
+        let task = Task {
+            for try await message in consumer.messages(topics: [fixture.topic]) {
+                if message.offset == 2 {
+                    signal.yield(message.offset)
+                    // Handling takes long; the task is cancelled meanwhile, and the body finishes.
+                    try? await Task.sleep(for: .seconds(60))
+                }
+            }
+        }
+        var iterator = reached.makeAsyncIterator()
+        #expect(await iterator.next() == 2)
+        task.cancel()
+        _ = await task.result
+        try await waitUntil("the consumer closed", timeout: .seconds(10)) { await consumer.isClosed }
+        try await withWorkflowEventConsumer(configuration: configuration) { next in
+            let partition = TopicPartition(topic: fixture.topic, partition: 0)
+            try await next.subscribe([fixture.topic])
+            #expect(try await next.committed([partition]) == [partition: 3])
+            let resumed = try await collect(next.messages(topics: [fixture.topic]), count: 1)
+            #expect(resumed.first?.offset == 3)
+        }
+    }
+
     @Test("without a group every partition is read, and commit says a group is needed")
     func noGroup() async throws {
         let fixture = try await makeFixture(partitions: 3, events: 45)
