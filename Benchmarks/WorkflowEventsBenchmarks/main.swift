@@ -98,53 +98,60 @@ func consumerConfiguration(_ bootstrap: String) -> WorkflowEventConsumer.Configu
     return configuration
 }
 
-nonisolated func streamLoop(bootstrap: String, topic: String, count: Int) async throws -> Double {
+/// Runs `body` with a consumer subscribed to `topic`, closed afterwards; `body` returns how
+/// many events it read and from when to when.
+nonisolated func measure(
+    bootstrap: String, topic: String,
+    _ body: (WorkflowEventConsumer) async throws -> (count: Int, start: ContinuousClock.Instant, end: ContinuousClock.Instant)
+) async throws -> Double {
     let consumer = try WorkflowEventConsumer(configuration: consumerConfiguration(bootstrap))
     try await consumer.subscribe([topic])
-    var received = 0
-    var start = ContinuousClock.now
-    for try await event in consumer.events(topics: [topic]) {
-        if received == 0 { start = ContinuousClock.now }
-        received += event.schemaVersion
-        if received == count { break }
-    }
-    let elapsed = ContinuousClock.now - start
+    let result = try await body(consumer)
     await consumer.close()
-    return Double(received) / seconds(elapsed)
+    return Double(result.count) / seconds(result.end - result.start)
+}
+
+nonisolated func streamLoop(bootstrap: String, topic: String, count: Int) async throws -> Double {
+    try await measure(bootstrap: bootstrap, topic: topic) { consumer in
+        var received = 0
+        var start = ContinuousClock.now
+        for try await event in consumer.events(topics: [topic]) {
+            if received == 0 { start = ContinuousClock.now }
+            received += event.schemaVersion
+            if received == count { break }
+        }
+        return (received, start, ContinuousClock.now)
+    }
 }
 
 nonisolated func callbackLoop(bootstrap: String, topic: String, count: Int) async throws -> Double {
-    let consumer = try WorkflowEventConsumer(configuration: consumerConfiguration(bootstrap))
-    try await consumer.subscribe([topic])
-    var received = 0
-    var start = ContinuousClock.now
-    var last = start
-    _ = try await consumer.consumeEvents(topics: [topic], timeout: .seconds(3)) { event in
-        if received == 0 { start = ContinuousClock.now }
-        received += event.schemaVersion
-        if received == count { last = ContinuousClock.now }
+    try await measure(bootstrap: bootstrap, topic: topic) { consumer in
+        var received = 0
+        var start = ContinuousClock.now
+        var last = start
+        _ = try await consumer.consumeEvents(topics: [topic], timeout: .seconds(3)) { event in
+            if received == 0 { start = ContinuousClock.now }
+            received += event.schemaVersion
+            if received == count { last = ContinuousClock.now }
+        }
+        precondition(received == count, "callback saw \(received) of \(count)")
+        return (received, start, last)
     }
-    let elapsed = last - start
-    await consumer.close()
-    precondition(received == count, "callback saw \(received) of \(count)")
-    return Double(received) / seconds(elapsed)
 }
 
 nonisolated func pollLoop(bootstrap: String, topic: String, count: Int) async throws -> Double {
-    let consumer = try WorkflowEventConsumer(configuration: consumerConfiguration(bootstrap))
-    try await consumer.subscribe([topic])
-    var received = 0
-    var start = ContinuousClock.now
-    while received < count {
-        let batch = try await consumer.poll(timeout: .seconds(1))
-        if received == 0 && !batch.isEmpty { start = ContinuousClock.now }
-        for (_, records) in batch {
-            for record in records { received += try record.event().schemaVersion }
+    try await measure(bootstrap: bootstrap, topic: topic) { consumer in
+        var received = 0
+        var start = ContinuousClock.now
+        while received < count {
+            let batch = try await consumer.poll(timeout: .seconds(1))
+            if received == 0 && !batch.isEmpty { start = ContinuousClock.now }
+            for (_, records) in batch {
+                for record in records { received += try record.event().schemaVersion }
+            }
         }
+        return (received, start, ContinuousClock.now)
     }
-    let elapsed = ContinuousClock.now - start
-    await consumer.close()
-    return Double(received) / seconds(elapsed)
 }
 
 func decodeLoop(_ documents: [[UInt8]]) throws -> Double {

@@ -140,7 +140,7 @@ public actor WorkflowEventConsumer {
             }
             handled += 1
         }
-        await finishReader(reader)
+        await finishProcessing(reader: reader)
         return handled
     }
 
@@ -371,10 +371,6 @@ public actor WorkflowEventConsumer {
         }
     }
 
-    private func finishReader(_ reader: Int) {
-        finishProcessing(reader: reader)
-    }
-
     /// A stream's iterating task was cancelled outside a fetch: its event in hand was
     /// processed (the loop asked for the next one), so store it and close.
     fileprivate func closeAfterCancellation(of reader: Int) async {
@@ -484,14 +480,16 @@ public actor WorkflowEventConsumer {
             key: nil, headers: [], timestamp: nil)
     }
 
+    /// Consumer errors the caller must act on; the others are transient.
+    private static let errorsToThrow: Set<KafkaError.Code> = [
+        .fatal, .autoOffsetReset, .topicAuthorizationFailed, .groupAuthorizationFailed,
+    ]
+
     /// Consumer errors that librdkafka hands over as messages: the ones the caller must act
     /// on are thrown, the rest are logged while librdkafka retries.
     private func handleErrorMessage(_ message: RDKafkaMessage) throws {
         guard let error = message.error(operation: "consume \(message.topic)[\(message.partition)]") else { return }
-        let mustThrow: Set<KafkaError.Code> = [
-            .fatal, .autoOffsetReset, .topicAuthorizationFailed, .groupAuthorizationFailed,
-        ]
-        if error.isFatal || mustThrow.contains(error.code) { throw error }
+        if error.isFatal || Self.errorsToThrow.contains(error.code) { throw error }
         logger.info("Kafka reported a consumer error; librdkafka retries", metadata: ["error": "\(error)"])
     }
 

@@ -1,4 +1,5 @@
 internal import CRDKafka
+import Logging
 
 /// Builds an `rd_kafka_conf_t` from librdkafka properties. The pointer never leaves this
 /// file: callers receive it inside `withConfiguration`, whose body must hand it to
@@ -33,6 +34,19 @@ enum RDKafkaConfig {
     /// The text of a NUL-terminated buffer librdkafka wrote an error into.
     static func cText(_ buffer: [CChar]) -> String {
         buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+    }
+
+    /// Routes one of librdkafka's log lines (syslog levels) into `logger`. Libraries log at
+    /// info or below: librdkafka's errors and warnings arrive as info.
+    static func forwardLog(
+        _ logger: Logger, level: Int32, facility: UnsafePointer<CChar>?, message: UnsafePointer<CChar>
+    ) {
+        logger.log(
+            level: level <= 5 ? .info : .debug, "\(String(cString: message))",
+            metadata: [
+                "librdkafka.facility": "\(facility.map { String(cString: $0) } ?? "")",
+                "librdkafka.level": "\(level)",
+            ])
     }
 
     /// The librdkafka version this process runs, e.g. `2.0.2`.

@@ -17,13 +17,10 @@ final class RDKafkaCallbackContext: Sendable {
         var assignment: Set<TopicPartition> = []
         /// Incremented on every assignment change.
         var generation = 0
-        /// Whether the group has assigned this member anything (or nothing) at least once.
-        var hasJoined = false
         /// Seeks asked for before the partition was assigned: applied as its start offset.
         var pendingSeeks: [TopicPartition: Int64] = [:]
         /// Errors that must reach the caller (fatal ones), oldest first.
         var errorsToThrow: [KafkaError] = []
-        var lastError: KafkaError?
         var rebalances = 0
     }
 
@@ -252,7 +249,6 @@ private let rebalanceCallback: @convention(c) (
         context.state.withLock { state in
             if cooperative { state.assignment.formUnion(changed) } else { state.assignment = Set(changed) }
             state.generation += 1
-            state.hasJoined = true
             state.rebalances += 1
         }
         context.logger.debug(
@@ -289,11 +285,7 @@ private let rebalanceCallback: @convention(c) (
 private let logCallback: @convention(c) (OpaquePointer?, Int32, UnsafePointer<CChar>?, UnsafePointer<CChar>?) -> Void = {
     handle, level, facility, message in
     guard let context = context(of: handle), let message else { return }
-    // Libraries log at info or below: librdkafka's errors and warnings arrive as info.
-    let mapped: Logger.Level = level <= 5 ? .info : .debug
-    context.logger.log(
-        level: mapped, "\(String(cString: message))",
-        metadata: ["librdkafka.facility": "\(facility.map { String(cString: $0) } ?? "")", "librdkafka.level": "\(level)"])
+    RDKafkaConfig.forwardLog(context.logger, level: level, facility: facility, message: message)
 }
 
 private let errorCallback: @convention(c) (OpaquePointer?, Int32, UnsafePointer<CChar>?, UnsafeMutableRawPointer?) -> Void = {
@@ -309,9 +301,8 @@ private let errorCallback: @convention(c) (OpaquePointer?, Int32, UnsafePointer<
     } else {
         error = KafkaError(err, operation: "consume", message: reason.map { String(cString: $0) })
     }
-    context.state.withLock { state in
-        state.lastError = error
-        if error.isFatal { state.errorsToThrow.append(error) }
+    if error.isFatal {
+        context.state.withLock { $0.errorsToThrow.append(error) }
     }
     context.logger.info("librdkafka reported an error", metadata: ["error": "\(error)"])
 }
@@ -427,7 +418,6 @@ final class RDKafkaConsumerClient: @unchecked Sendable {
         context.state.withLock { state in
             state.assignment = Set(partitions.map(\.0))
             state.generation += 1
-            state.hasJoined = true
         }
     }
 

@@ -109,9 +109,7 @@ private let producerLogCallback: @convention(c) (OpaquePointer?, Int32, UnsafePo
     handle, level, facility, message in
     guard let handle, let opaque = rd_kafka_opaque(handle), let message else { return }
     let deliveries = Unmanaged<RDKafkaDeliveries>.fromOpaque(opaque).takeUnretainedValue()
-    deliveries.logger.log(
-        level: level <= 5 ? .info : .debug, "\(String(cString: message))",
-        metadata: ["librdkafka.facility": "\(facility.map { String(cString: $0) } ?? "")", "librdkafka.level": "\(level)"])
+    RDKafkaConfig.forwardLog(deliveries.logger, level: level, facility: facility, message: message)
 }
 
 /// Owns one librdkafka producer handle.
