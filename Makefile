@@ -4,7 +4,7 @@ deps:
 	@bash scripts/install-dependencies.sh
 
 demo: deps
-	swift run workflow-events-demo
+	swift run workflow-events demo
 
 test: deps
 	swift test

@@ -13,11 +13,12 @@ let package = Package(
     products: [
         .library(name: "WorkflowEvents", targets: ["WorkflowEvents"]),
         .library(name: "WorkflowEventsTesting", targets: ["WorkflowEventsTesting"]),
-        .executable(name: "workflow-events-demo", targets: ["WorkflowEventsDemo"]),
+        .executable(name: "workflow-events", targets: ["WorkflowEventsTool"]),
         .executable(name: "workflow-events-benchmarks", targets: ["WorkflowEventsBenchmarks"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
         .systemLibrary(
@@ -39,13 +40,13 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .executableTarget(
-            name: "WorkflowEventsDemo",
+            name: "WorkflowEventsTool",
             dependencies: [
                 "WorkflowEvents",
                 "WorkflowEventsTesting",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            path: "Examples/Demo",
             swiftSettings: strictSettings
         ),
         .executableTarget(

@@ -34,6 +34,7 @@ public actor WorkflowEventConsumer {
     private var fetchInFlight = false
     private var fetchWaiters: [CheckedContinuation<Void, Never>] = []
     private var seenGeneration = 0
+    private var subscribedAt = ContinuousClock.now
 
     /// The message each reader (a stream or a callback loop) is processing now, held until
     /// the reader asks for the next one: then its offset is stored.
@@ -87,38 +88,45 @@ public actor WorkflowEventConsumer {
 
     // MARK: - Reading
 
-    /// The events of `topics`, in order per partition, until the reading task is cancelled
-    /// or the consumer is closed. Subscribes on the first iteration.
+    /// The events of `topics`, in order per partition, until the reading task is cancelled,
+    /// the consumer is closed, or (when `idleTimeout` is set) no event has come for that
+    /// long. Subscribes on the first iteration. A new group member's idle time counts from
+    /// its first assignment, since joining a group takes seconds.
     ///
     /// Each event's offset is stored once the loop asks for the next one, that is once its
     /// body has returned. Cancelling the iterating task closes the consumer. Leaving the
-    /// loop with `break` or a thrown error does not: the event in hand is not stored, and
-    /// the consumer stays open for `commit`, more reading or `close`.
-    public nonisolated func events(topics: [String]) -> AsyncThrowingStream<WorkflowEvent, any Error> {
+    /// loop with `break` or a thrown error, or the stream ending after `idleTimeout`, does
+    /// not: the consumer stays open for `commit`, more reading or `close` (an event in hand
+    /// at a `break` is not stored).
+    public nonisolated func events(
+        topics: [String], idleTimeout: Duration? = nil
+    ) -> AsyncThrowingStream<WorkflowEvent, any Error> {
         let reader = Self.makeReaderID()
         let watch = StreamCancellationWatch(consumer: self, reader: reader)
         return AsyncThrowingStream(unfolding: { [self] in
             _ = watch
-            return try await self.nextMessage(reader: reader, topics: topics, deadline: nil, withCoordinates: false)?.event
+            return try await self.nextMessage(reader: reader, topics: topics, idle: idleTimeout, withCoordinates: false)?.event
         })
     }
 
-    /// The same stream as ``events(topics:)``, with each event's topic, partition, offset,
-    /// key, headers and timestamp.
-    public nonisolated func messages(topics: [String]) -> AsyncThrowingStream<WorkflowEventMessage, any Error> {
+    /// The same stream as ``events(topics:idleTimeout:)``, with each event's topic,
+    /// partition, offset, key, headers and timestamp.
+    public nonisolated func messages(
+        topics: [String], idleTimeout: Duration? = nil
+    ) -> AsyncThrowingStream<WorkflowEventMessage, any Error> {
         let reader = Self.makeReaderID()
         let watch = StreamCancellationWatch(consumer: self, reader: reader)
         return AsyncThrowingStream(unfolding: { [self] in
             _ = watch
-            return try await self.nextMessage(reader: reader, topics: topics, deadline: nil, withCoordinates: true)
+            return try await self.nextMessage(reader: reader, topics: topics, idle: idleTimeout, withCoordinates: true)
         })
     }
 
     /// Calls `handler` with each event of `topics` (the seed's `consume_events`).
     ///
     /// Returns when no new event has come for `timeout` (the configuration's
-    /// `consumerTimeout` when nil), or when the calling task is cancelled (which closes the
-    /// consumer). A handler that throws is logged and counted, and the next event follows.
+    /// `consumerTimeout` when nil; for a new group member, counted from its first
+    /// assignment), or when the calling task is cancelled (which closes the consumer). A handler that throws is logged and counted, and the next event follows.
     ///
     /// - Returns: How many events were passed to `handler`.
     nonisolated(nonsending) public func consumeEvents(
@@ -130,8 +138,7 @@ public actor WorkflowEventConsumer {
         let idle = timeout ?? configuration.consumerTimeout
         var handled = 0
         while true {
-            let deadline = ContinuousClock.now.advanced(by: idle)
-            guard let message = try await nextMessage(reader: reader, topics: topics, deadline: deadline, withCoordinates: true)
+            guard let message = try await nextMessage(reader: reader, topics: topics, idle: idle, withCoordinates: true)
             else { break }
             do {
                 try await handler(message.event)
@@ -216,6 +223,7 @@ public actor WorkflowEventConsumer {
         let kept = Set(topics)
         buffer.drop { !kept.contains($0.topic) }
         subscription = topics
+        subscribedAt = .now
         logger.debug("subscribed", metadata: ["kafka.topics": "\(topics.joined(separator: ","))"])
     }
 
@@ -253,6 +261,44 @@ public actor WorkflowEventConsumer {
         try checkOpen("committed")
         try checkGroup("committed")
         return try await client.committed(partitions, timeout: configuration.connectionTimeout)
+    }
+
+    /// The end offset, committed offset and lag of each partition of `topics`, for this
+    /// consumer's group; the consumer need not be subscribed, nor a member of the group.
+    ///
+    /// - Throws: ``WorkflowEventsError`` `groupRequired` without a `groupID`; ``KafkaError``
+    ///   when a topic does not exist or the cluster does not answer within the
+    ///   configuration's `connectionTimeout`.
+    public func lag(topics: [String]) async throws -> [PartitionLag] {
+        try checkOpen("lag")
+        try checkGroup("lag")
+        let partitions = try await client.partitions(of: topics, timeout: configuration.connectionTimeout)
+        return try await lag(of: partitions)
+    }
+
+    /// The end offset, committed offset and lag of each partition assigned to this consumer.
+    public func lag() async throws -> [PartitionLag] {
+        try checkOpen("lag")
+        try checkGroup("lag")
+        return try await lag(of: client.assignment.sorted())
+    }
+
+    private func lag(of partitions: [TopicPartition]) async throws -> [PartitionLag] {
+        let committed = try await client.committed(partitions, timeout: configuration.connectionTimeout)
+        var result: [PartitionLag] = []
+        result.reserveCapacity(partitions.count)
+        for partition in partitions.sorted() {
+            let (low, high) = try await client.watermarks(partition, timeout: configuration.connectionTimeout)
+            result.append(
+                PartitionLag(partition: partition, committedOffset: committed[partition], lowWatermark: low, endOffset: high))
+        }
+        return result
+    }
+
+    /// The names of the cluster's topics, Kafka's internal ones (`__consumer_offsets`...) left out.
+    public func topics() async throws -> [String] {
+        try checkOpen("topics")
+        return try await client.topicNames(timeout: configuration.connectionTimeout).filter { !$0.hasPrefix("__") }.sorted()
     }
 
     /// Makes `offset` the next record read from `partition`.
@@ -402,10 +448,19 @@ public actor WorkflowEventConsumer {
             ])
     }
 
-    /// The next valid event for `reader`, or nil when the deadline passes, the consumer is
-    /// closed, or the task is cancelled (which closes the consumer).
+    /// Whether a group member is still waiting for its first assignment (at most the
+    /// configuration's `assignmentTimeout`): idle timeouts count from the assignment, not
+    /// from the join, which takes seconds.
+    private var isAwaitingFirstAssignment: Bool {
+        configuration.groupID != nil && seenGeneration == 0 && client.assignment.isEmpty
+            && ContinuousClock.now < subscribedAt.advanced(by: configuration.assignmentTimeout)
+    }
+
+    /// The next valid event for `reader`, or nil when none has come for `idle` (counted from
+    /// the first assignment for a new group member), the consumer is closed, or the task is
+    /// cancelled (which closes the consumer).
     private func nextMessage(
-        reader: Int, topics: [String], deadline: ContinuousClock.Instant?, withCoordinates: Bool
+        reader: Int, topics: [String], idle: Duration?, withCoordinates: Bool
     ) async throws -> WorkflowEventMessage? {
         finishProcessing(reader: reader)
         if Task.isCancelled {
@@ -416,6 +471,8 @@ public actor WorkflowEventConsumer {
         if subscription != topics {
             try await subscribe(topics)
         }
+        var deadline = idle.map { ContinuousClock.now.advanced(by: $0) }
+        var awaitingAssignment = idle != nil && isAwaitingFirstAssignment
         while true {
             if let error = client.takeErrorToThrow() { throw error }
             while let message = buffer.popFirst() {
@@ -423,13 +480,17 @@ public actor WorkflowEventConsumer {
                     return delivered
                 }
             }
-            if let deadline, ContinuousClock.now >= deadline { return nil }
+            if awaitingAssignment, !isAwaitingFirstAssignment, let idle {
+                awaitingAssignment = false
+                deadline = ContinuousClock.now.advanced(by: idle)
+            }
+            if !awaitingAssignment, let deadline, ContinuousClock.now >= deadline { return nil }
             if Task.isCancelled {
                 await close()
                 return nil
             }
             guard lifecycle == .open else { return nil }
-            try await fill(until: deadline)
+            try await fill(until: awaitingAssignment ? nil : deadline)
         }
     }
 

@@ -452,6 +452,26 @@ final class RDKafkaConsumerClient: @unchecked Sendable {
         return try result.get()
     }
 
+    /// The names of every topic in the cluster.
+    func topicNames(timeout: Duration) async throws -> [String] {
+        let milliseconds = timeout.milliseconds
+        let result: Result<[String], KafkaError> = await onQueue(operationsQueue) { [self] in
+            var metadata: UnsafePointer<rd_kafka_metadata>?
+            let err = rd_kafka_metadata(handle, 1, nil, &metadata, milliseconds)
+            guard err == RD_KAFKA_RESP_ERR_NO_ERROR, let metadata else {
+                return .failure(KafkaError(err, operation: "list topics"))
+            }
+            defer { rd_kafka_metadata_destroy(metadata) }
+            var names: [String] = []
+            for index in 0..<Int(metadata.pointee.topic_cnt) {
+                let entry = metadata.pointee.topics[index]
+                if entry.err == RD_KAFKA_RESP_ERR_NO_ERROR, let name = entry.topic { names.append(String(cString: name)) }
+            }
+            return .success(names)
+        }
+        return try result.get()
+    }
+
     /// Asks the cluster for its brokers: succeeds once a bootstrap server answers.
     func checkConnection(timeout: Duration) async throws {
         let milliseconds = timeout.milliseconds

@@ -41,3 +41,29 @@ extension Array where Element == KafkaHeader {
         last(where: { $0.name == name })?.stringValue
     }
 }
+
+/// How far a consumer group is behind on one partition.
+public struct PartitionLag: Hashable, Sendable {
+    /// The topic and partition.
+    public var partition: TopicPartition
+    /// The group's committed next-offset; nil when the group has committed none.
+    public var committedOffset: Int64?
+    /// The oldest offset the broker still holds.
+    public var lowWatermark: Int64
+    /// The offset the next produced record will get (the high watermark).
+    public var endOffset: Int64
+
+    /// Creates a lag entry.
+    public init(partition: TopicPartition, committedOffset: Int64?, lowWatermark: Int64, endOffset: Int64) {
+        self.partition = partition
+        self.committedOffset = committedOffset
+        self.lowWatermark = lowWatermark
+        self.endOffset = endOffset
+    }
+
+    /// Records the group has still to read: from the committed offset (or, with none, from
+    /// the oldest record held) to the end.
+    public var lag: Int64 {
+        max(0, endOffset - max(committedOffset ?? lowWatermark, lowWatermark))
+    }
+}

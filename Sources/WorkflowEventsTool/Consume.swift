@@ -1,0 +1,99 @@
+import ArgumentParser
+import Foundation
+import Logging
+import WorkflowEvents
+
+struct Consume: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print the events of one or more topics.",
+        discussion: """
+            Ends after --idle-timeout without a new event, after --max-events printed events, on \
+            Ctrl-C or SIGTERM (committing and leaving the group), or with status 1 on a Kafka error. \
+            Events that break the contract are logged to stderr and skipped.
+            """
+    )
+
+    enum Output: String, ExpressibleByArgument, CaseIterable {
+        case text, jsonl
+    }
+
+    enum OffsetReset: String, ExpressibleByArgument, CaseIterable {
+        case earliest, latest
+    }
+
+    @OptionGroup var cluster: ClusterOptions
+
+    @Option(name: .customLong("topic"), help: "A topic to read; repeat for several.")
+    var topics: [String] = []
+
+    @Option(help: "The consumer group; without one every partition is read and nothing is committed.")
+    var group: String?
+
+    @Option(help: "Where to start a partition without a committed offset: earliest or latest.")
+    var offsetReset: OffsetReset = .earliest
+
+    @Option(help: "Stop after this many seconds without a new event (default: never).")
+    var idleTimeout: Double?
+
+    @Option(help: "Stop after printing this many events.")
+    var maxEvents: Int?
+
+    @Option(help: "text: one readable line per event; jsonl: one event per line in the contract form.")
+    var output: Output = .text
+
+    @Option(name: .customLong("type"), help: "Print only events of this type (e.g. workflow.failed); repeat for several.")
+    var types: [String] = []
+
+    @Option(help: "Print only the events of this workflow ID.")
+    var workflow: String?
+
+    func validate() throws {
+        if topics.isEmpty { throw ValidationError("give at least one --topic") }
+        if let idleTimeout, !(idleTimeout > 0) { throw ValidationError("--idle-timeout must be a positive number of seconds") }
+        if let maxEvents, maxEvents < 1 { throw ValidationError("--max-events must be at least 1") }
+    }
+
+    func run() async throws {
+        let logger = cluster.logging.bootstrap(label: "workflow-events.consume")
+        try await reportingFailures("consume") {
+            let printed = try await cancellingOnInterrupt { [self] in try await consume(logger: logger) }
+            printError("consumed \(printed) event\(printed == 1 ? "" : "s")")
+        }
+    }
+
+    @Sendable nonisolated func consume(logger: Logger) async throws -> Int {
+        let configuration = WorkflowEventConsumer.Configuration(
+            bootstrapServers: cluster.resolvedBootstrapServers, groupID: group, autoOffsetReset: offsetReset == .latest ? .latest : .earliest,
+            clientID: "workflow-events-cli")
+        let wantedTypes = Set(types.map(EventType.init(rawValue:)))
+        let idle = idleTimeout.map { Duration.milliseconds(Int64($0 * 1000)) }
+        let output = self.output
+        let maxEvents = self.maxEvents
+        let workflow = self.workflow
+        return try await withWorkflowEventConsumer(configuration: configuration, logger: logger) { consumer in
+            var printed = 0
+            for try await event in consumer.events(topics: topics, idleTimeout: idle) {
+                if !wantedTypes.isEmpty, !wantedTypes.contains(event.eventType) { continue }
+                if let workflow, event.workflowID != workflow { continue }
+                switch output {
+                case .text: writeLine(textLine(for: event))
+                case .jsonl: writeLine(try event.jsonString())
+                }
+                printed += 1
+                if let maxEvents, printed >= maxEvents {
+                    // The event in hand is processed: commit it before leaving the loop.
+                    if group != nil { try await consumer.commit() }
+                    break
+                }
+            }
+            return printed
+        }
+    }
+}
+
+/// Writes one line to stdout at once, so that a reader of a pipe sees each event as it comes.
+func writeLine(_ line: String) {
+    var bytes = Array(line.utf8)
+    bytes.append(UInt8(ascii: "\n"))
+    FileHandle.standardOutput.write(Data(bytes))
+}
