@@ -64,6 +64,7 @@ let package = Package(
             name: "WorkflowEventsTests",
             dependencies: [
                 "WorkflowEvents",
+                "WorkflowEventsTool",
                 "WorkflowEventsTesting",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "InMemoryLogging", package: "swift-log"),

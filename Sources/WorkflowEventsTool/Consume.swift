@@ -64,7 +64,7 @@ struct Consume: AsyncParsableCommand {
     @Sendable nonisolated func consume(logger: Logger) async throws -> Int {
         let configuration = WorkflowEventConsumer.Configuration(
             bootstrapServers: cluster.resolvedBootstrapServers, groupID: group, autoOffsetReset: offsetReset == .latest ? .latest : .earliest,
-            clientID: "workflow-events-cli")
+            connectionTimeout: cluster.connectionTimeout, clientID: "workflow-events-cli")
         let wantedTypes = Set(types.map(EventType.init(rawValue:)))
         let idle = idleTimeout.map { Duration.milliseconds(Int64($0 * 1000)) }
         let output = self.output

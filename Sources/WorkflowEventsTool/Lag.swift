@@ -39,7 +39,7 @@ struct Lag: AsyncParsableCommand {
     nonisolated func lag(logger: Logger) async throws -> [PartitionLag] {
         let configuration = WorkflowEventConsumer.Configuration(
             bootstrapServers: cluster.resolvedBootstrapServers, groupID: group, enableAutoCommit: false,
-            clientID: "workflow-events-cli")
+            connectionTimeout: cluster.connectionTimeout, clientID: "workflow-events-cli")
         let topics = self.topics
         return try await withWorkflowEventConsumer(configuration: configuration, logger: logger) { consumer in
             if !topics.isEmpty { return try await consumer.lag(topics: topics) }

@@ -64,7 +64,9 @@ struct Produce: AsyncParsableCommand {
 
     @Sendable nonisolated func produce(logger: Logger) async throws -> Summary {
         let producer = try WorkflowEventProducer(
-            configuration: .init(bootstrapServers: cluster.resolvedBootstrapServers, clientID: "workflow-events-cli"),
+            configuration: .init(
+                bootstrapServers: cluster.resolvedBootstrapServers, clientID: "workflow-events-cli",
+                deliveryTimeout: cluster.connectionTimeout),
             logger: logger)
         var summary = Summary()
         let progress = Progress(total: sample, enabled: standardErrorIsTerminal)
@@ -109,6 +111,10 @@ struct Produce: AsyncParsableCommand {
         } catch {
             progress.finish()
             await producer.close(timeout: .seconds(5))
+            if let kafkaError = error as? KafkaError, kafkaError.code == .messageTimedOut {
+                throw ToolFailure(
+                    "no broker of '\(cluster.resolvedBootstrapServers)' stored the events within \(cluster.connectTimeout) seconds (\(summary.sent) sent): \(kafkaError)")
+            }
             throw error
         }
         await producer.close()

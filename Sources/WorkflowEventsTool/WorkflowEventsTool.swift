@@ -23,7 +23,16 @@ struct ClusterOptions: ParsableArguments {
     @Option(help: "Comma-separated host:port list (default: $WORKFLOW_EVENTS_BOOTSTRAP_SERVERS, then localhost:9092).")
     var bootstrapServers: String?
 
+    @Option(help: "Seconds to wait for the cluster (to connect, or to store a sent event) before giving up.")
+    var connectTimeout: Double = 10
+
     @OptionGroup var logging: LoggingOptions
+
+    func validate() throws {
+        if !(connectTimeout > 0) { throw ValidationError("--connect-timeout must be a positive number of seconds") }
+    }
+
+    var connectionTimeout: Duration { .milliseconds(Int64(connectTimeout * 1000)) }
 
     /// The servers to use: the option, the environment, or the local default.
     var resolvedBootstrapServers: String {

@@ -204,14 +204,7 @@ public actor WorkflowEventConsumer {
         guard !topics.isEmpty else {
             throw WorkflowEventsError(.invalidConfiguration, "subscribe needs at least one topic")
         }
-        do {
-            try await client.checkConnection(timeout: configuration.connectionTimeout)
-        } catch let error as KafkaError {
-            throw KafkaError(
-                code: error.code,
-                message: "no bootstrap server of '\(configuration.bootstrapServers)' answered within \(configuration.connectionTimeout): \(error.message)",
-                operation: "subscribe to \(topics)", isFatal: false, isRetriable: true)
-        }
+        try await checkConnection(for: "subscribe to \(topics)")
         try checkOpen("subscribe")
         if configuration.groupID != nil {
             try client.subscribe(topics)
@@ -272,6 +265,7 @@ public actor WorkflowEventConsumer {
     public func lag(topics: [String]) async throws -> [PartitionLag] {
         try checkOpen("lag")
         try checkGroup("lag")
+        try await checkConnection(for: "lag of \(topics)")
         let partitions = try await client.partitions(of: topics, timeout: configuration.connectionTimeout)
         return try await lag(of: partitions)
     }
@@ -298,6 +292,7 @@ public actor WorkflowEventConsumer {
     /// The names of the cluster's topics, Kafka's internal ones (`__consumer_offsets`...) left out.
     public func topics() async throws -> [String] {
         try checkOpen("topics")
+        try await checkConnection(for: "list topics")
         return try await client.topicNames(timeout: configuration.connectionTimeout).filter { !$0.hasPrefix("__") }.sorted()
     }
 
@@ -395,6 +390,19 @@ public actor WorkflowEventConsumer {
     }
 
     // MARK: - Internals
+
+    /// Succeeds once a bootstrap server answers; else throws a ``KafkaError`` naming the
+    /// servers and the time waited.
+    private func checkConnection(for operation: String) async throws {
+        do {
+            try await client.checkConnection(timeout: configuration.connectionTimeout)
+        } catch let error as KafkaError {
+            throw KafkaError(
+                code: error.code,
+                message: "no bootstrap server of '\(configuration.bootstrapServers)' answered within \(configuration.connectionTimeout): \(error.message)",
+                operation: operation, isFatal: false, isRetriable: true)
+        }
+    }
 
     private func checkOpen(_ operation: String) throws {
         guard lifecycle == .open else {

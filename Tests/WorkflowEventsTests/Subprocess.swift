@@ -1,0 +1,68 @@
+import Foundation
+import Testing
+
+/// The folder of the package's built products: the test binary lives there too.
+let productsDirectory = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
+
+/// What a finished child process left.
+struct ProcessOutput {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+
+    var stdoutLines: [Substring] { stdout.split(separator: "\n", omittingEmptySubsequences: false).dropLast(stdout.hasSuffix("\n") ? 1 : 0).map { $0 } }
+}
+
+/// A child process of one of the package's executables, its output going to files so that no
+/// pipe can fill and stall it.
+final class ChildProcess {
+    let process = Process()
+    private let stdoutURL: URL
+    private let stderrURL: URL
+    let name: String
+
+    init(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws {
+        name = ([executable] + arguments).joined(separator: " ")
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("swe-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        stdoutURL = folder.appendingPathComponent("stdout")
+        stderrURL = folder.appendingPathComponent("stderr")
+        _ = FileManager.default.createFile(atPath: stdoutURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: stderrURL.path, contents: nil)
+        process.executableURL = productsDirectory.appendingPathComponent(executable)
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        env["WORKFLOW_EVENTS_BOOTSTRAP_SERVERS"] = nil
+        for (key, value) in environment { env[key] = value }
+        process.environment = env
+        process.standardOutput = try FileHandle(forWritingTo: stdoutURL)
+        process.standardError = try FileHandle(forWritingTo: stderrURL)
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+    }
+
+    var stdout: String { (try? String(contentsOf: stdoutURL, encoding: .utf8)) ?? "" }
+    var stderr: String { (try? String(contentsOf: stderrURL, encoding: .utf8)) ?? "" }
+
+    func signal(_ number: Int32) { kill(process.processIdentifier, number) }
+
+    /// Waits for the process to end, at most `timeout`; kills it and throws after that.
+    func wait(timeout: Duration = .seconds(60)) async throws -> ProcessOutput {
+        let deadline = ContinuousClock.now.advanced(by: timeout)
+        while process.isRunning {
+            if ContinuousClock.now >= deadline {
+                signal(SIGKILL)
+                throw TimedOut(description: "'\(name)' still running after \(timeout); stderr: \(stderr)")
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return ProcessOutput(status: process.terminationStatus, stdout: stdout, stderr: stderr)
+    }
+}
+
+/// Runs `workflow-events` with `arguments` to its end.
+func runTool(
+    _ arguments: [String], environment: [String: String] = [:], timeout: Duration = .seconds(60)
+) async throws -> ProcessOutput {
+    try await ChildProcess("workflow-events", arguments, environment: environment).wait(timeout: timeout)
+}
