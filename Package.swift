@@ -7,6 +7,12 @@ let strictSettings: [SwiftSetting] = [
     .enableUpcomingFeature("InternalImportsByDefault"),
 ]
 
+/// One executable each under Examples/, runnable with `swift run NAME`.
+let examples = [
+    "Quickstart", "ScopedConsumer", "ManualPolling", "ManualCommit", "SeekAndPosition", "MultipleTopics",
+    "BatchProcessing", "ConsumerGroup", "GracefulShutdown",
+]
+
 let package = Package(
     name: "swift-workflow-events",
     platforms: [.macOS(.v15)],
@@ -60,6 +66,16 @@ let package = Package(
             path: "Benchmarks/WorkflowEventsBenchmarks",
             swiftSettings: strictSettings
         ),
+        .target(
+            name: "ExampleSupport",
+            dependencies: [
+                "WorkflowEvents",
+                "WorkflowEventsTesting",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Examples/Support",
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "WorkflowEventsTests",
             dependencies: [
@@ -68,8 +84,13 @@ let package = Package(
                 "WorkflowEventsTesting",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "InMemoryLogging", package: "swift-log"),
-            ],
+            ] + examples.map { .target(name: $0) },
             swiftSettings: strictSettings
         ),
     ]
+        + examples.map { name in
+            .executableTarget(
+                name: name, dependencies: ["ExampleSupport", "WorkflowEvents"], path: "Examples/\(name)",
+                swiftSettings: strictSettings)
+        }
 )

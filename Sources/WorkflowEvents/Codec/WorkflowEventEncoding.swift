@@ -39,6 +39,17 @@ extension JSONValue {
     }
 }
 
+extension JSONValue: CustomStringConvertible {
+    /// This value as compact JSON (`"text"`, `12`, `{"a":[true,null]}`); a non-finite
+    /// number, which JSON cannot hold, shows as `nan` or `inf`.
+    public var description: String {
+        switch self {
+        case .double(let number) where !number.isFinite: return String(number)
+        default: return (try? String(decoding: jsonBytes(), as: UTF8.self)) ?? "?"
+        }
+    }
+}
+
 private let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
 
 struct JSONWriter {

@@ -129,6 +129,7 @@ public actor WorkflowEventConsumer {
     /// assignment), or when the calling task is cancelled (which closes the consumer). A handler that throws is logged and counted, and the next event follows.
     ///
     /// - Returns: How many events were passed to `handler`.
+    @discardableResult
     nonisolated(nonsending) public func consumeEvents(
         topics: [String],
         timeout: Duration? = nil,

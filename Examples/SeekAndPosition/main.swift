@@ -1,0 +1,28 @@
+// SeekAndPosition: the guide's "Seek to Specific Offset" and "Get Current Position".
+// Without a group the consumer reads every partition; `position` is the next offset it will
+// deliver, and `seek` makes a given offset the next one read.
+//
+//   swift run SeekAndPosition [--bootstrap-servers localhost:9092]
+import ExampleSupport
+import WorkflowEvents
+
+nonisolated func seekAndPosition(_ setting: ExampleSetting) async throws {
+    try await withWorkflowEventConsumer(bootstrapServers: setting.bootstrapServers) { consumer in
+        try await consumer.subscribe(["workflow-events"])
+        let partition = TopicPartition(topic: "workflow-events", partition: 0)
+        let start = try await consumer.position(partition)
+        print("Current position: \(start)")
+
+        let target = start + 2
+        try await consumer.seek(partition, to: target)
+        print("After seek: position \(try await consumer.position(partition))")
+
+        for try await message in consumer.messages(topics: ["workflow-events"]) where message.partition == 0 {
+            print("Next event of \(partition) is at offset \(message.offset): \(message.event.eventType)")
+            break
+        }
+        print("Position now: \(try await consumer.position(partition))")
+    }
+}
+
+await runExample("SeekAndPosition", seekAndPosition)
