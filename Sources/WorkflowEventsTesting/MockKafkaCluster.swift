@@ -149,19 +149,32 @@ public final class MockKafkaCluster: Sendable {
 
     /// The Kafka requests whose errors can be injected.
     public struct Request: Hashable, Sendable {
+        /// The Kafka protocol API key.
         public let apiKey: Int16
+        /// Any request type, by its Kafka API key.
         public init(apiKey: Int16) { self.apiKey = apiKey }
 
+        /// Produce requests.
         public static let produce = Request(apiKey: 0)
+        /// Fetch requests.
         public static let fetch = Request(apiKey: 1)
+        /// ListOffsets requests.
         public static let listOffsets = Request(apiKey: 2)
+        /// Metadata requests.
         public static let metadata = Request(apiKey: 3)
+        /// OffsetCommit requests.
         public static let offsetCommit = Request(apiKey: 8)
+        /// OffsetFetch requests.
         public static let offsetFetch = Request(apiKey: 9)
+        /// FindCoordinator requests.
         public static let findCoordinator = Request(apiKey: 10)
+        /// JoinGroup requests.
         public static let joinGroup = Request(apiKey: 11)
+        /// Heartbeat requests.
         public static let heartbeat = Request(apiKey: 12)
+        /// LeaveGroup requests.
         public static let leaveGroup = Request(apiKey: 13)
+        /// SyncGroup requests.
         public static let syncGroup = Request(apiKey: 14)
     }
 

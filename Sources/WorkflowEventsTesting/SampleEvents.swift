@@ -22,6 +22,7 @@ public enum SampleEvents {
             var attempt = 1
         }
 
+        /// A generator whose events depend only on `seed`, the number of workflows, and the start time.
         public init(seed: UInt64 = 42, workflows: Int = 8, start: Date = Date(timeIntervalSince1970: 1_795_000_000)) {
             state = seed &+ 0x9E37_79B9_7F4A_7C15
             let names = [

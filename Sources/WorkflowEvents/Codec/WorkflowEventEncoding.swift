@@ -8,8 +8,10 @@ import Foundation
 public struct WorkflowEventEncodingError: Error, Sendable, CustomStringConvertible {
     /// The path of the value that has no JSON form (`payload.data.ratio`).
     public var field: String
+    /// Why the value cannot be written.
     public var reason: String
 
+    /// The field and the reason, in one sentence.
     public var description: String { "cannot encode workflow event: field '\(field)': \(reason)" }
 }
 

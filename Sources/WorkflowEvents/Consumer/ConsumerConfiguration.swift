@@ -16,6 +16,7 @@ extension WorkflowEventConsumer {
         /// The consumer group. Without one, `subscribe` reads every partition of its topics
         /// and offsets cannot be committed.
         public var groupID: String?
+        /// Where to start a partition that has no committed offset (`auto.offset.reset`).
         public var autoOffsetReset: AutoOffsetReset
         /// Commit, every `autoCommitInterval`, the offsets of the events whose processing has
         /// finished (never of events only fetched). Also commits them on close.
@@ -24,6 +25,7 @@ extension WorkflowEventConsumer {
         public var consumerTimeout: Duration
         /// The most records one `poll` returns; nil means up to 500.
         public var maxPollRecords: Int?
+        /// How often auto-commit commits the processed offsets (`auto.commit.interval.ms`).
         public var autoCommitInterval: Duration
         /// How long `subscribe` waits for a bootstrap server to answer before it throws.
         public var connectionTimeout: Duration
@@ -33,11 +35,13 @@ extension WorkflowEventConsumer {
         public var closeTimeout: Duration
         /// The most messages taken from librdkafka at once while streaming.
         public var fetchBatchSize: Int
+        /// The client id the brokers see in their logs and quotas (`client.id`).
         public var clientID: String
         /// Any librdkafka property, applied last (e.g. `["session.timeout.ms": "6000"]`).
         /// `enable.auto.offset.store` is managed by the consumer and cannot be set here.
         public var properties: [String: String]
 
+        /// Creates a configuration; every parameter has the seed guide's default.
         public init(
             bootstrapServers: String = "localhost:9092",
             groupID: String? = nil,

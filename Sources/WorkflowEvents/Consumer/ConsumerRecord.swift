@@ -2,16 +2,22 @@ public import Foundation
 
 /// One Kafka record as `poll` returns it: the raw value, before validation.
 public struct ConsumerRecord: Sendable, Hashable {
+    /// The topic the message was read from.
     public var topic: String
+    /// The partition of the topic.
     public var partition: Int32
+    /// The message's offset in its partition.
     public var offset: Int64
+    /// The message key (the event's `workflow_id` for this package's producers), if any.
     public var key: [UInt8]?
     /// nil for a tombstone.
     public var value: [UInt8]?
+    /// The message headers, in the order they were sent.
     public var headers: [KafkaHeader]
     /// The record's timestamp (create or log-append time), when the broker gave one.
     public var timestamp: Date?
 
+    /// Creates a record, for tests and tools.
     public init(
         topic: String, partition: Int32, offset: Int64, key: [UInt8]?, value: [UInt8]?,
         headers: [KafkaHeader] = [], timestamp: Date? = nil
@@ -25,6 +31,7 @@ public struct ConsumerRecord: Sendable, Hashable {
         self.timestamp = timestamp
     }
 
+    /// The topic and partition together.
     public var topicPartition: TopicPartition { TopicPartition(topic: topic, partition: partition) }
 
     /// The key as UTF-8 text (the workflow id, for the contract's messages).
@@ -42,14 +49,22 @@ public struct ConsumerRecord: Sendable, Hashable {
 
 /// A consumed event with where it came from: what `messages(topics:)` yields.
 public struct WorkflowEventMessage: Sendable, Hashable {
+    /// The validated event.
     public var event: WorkflowEvent
+    /// The topic the message was read from.
     public var topic: String
+    /// The partition of the topic.
     public var partition: Int32
+    /// The message's offset in its partition.
     public var offset: Int64
+    /// The message key (the event's `workflow_id` for this package's producers), if any.
     public var key: [UInt8]?
+    /// The message headers, in the order they were sent.
     public var headers: [KafkaHeader]
+    /// The message timestamp the broker or producer set, if any.
     public var timestamp: Date?
 
+    /// Creates a message, for tests and tools.
     public init(
         event: WorkflowEvent, topic: String, partition: Int32, offset: Int64, key: [UInt8]?,
         headers: [KafkaHeader], timestamp: Date?
@@ -63,6 +78,7 @@ public struct WorkflowEventMessage: Sendable, Hashable {
         self.timestamp = timestamp
     }
 
+    /// The topic and partition together.
     public var topicPartition: TopicPartition { TopicPartition(topic: topic, partition: partition) }
 }
 
@@ -81,5 +97,6 @@ public struct ConsumerStatistics: Sendable, Hashable {
     /// Assignment changes seen (assigned and revoked both count).
     public var rebalances = 0
 
+    /// All counts zero.
     public init() {}
 }

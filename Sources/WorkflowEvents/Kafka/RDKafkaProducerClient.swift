@@ -9,16 +9,21 @@ import Synchronization
 
 /// Where a message was written.
 public struct DeliveryReport: Sendable, Hashable, CustomStringConvertible {
+    /// The topic the message was written to.
     public var topic: String
+    /// The partition it was written to.
     public var partition: Int32
+    /// Its offset in that partition.
     public var offset: Int64
 
+    /// Creates a report, for tests.
     public init(topic: String, partition: Int32, offset: Int64) {
         self.topic = topic
         self.partition = partition
         self.offset = offset
     }
 
+    /// `topic[partition]@offset`.
     public var description: String { "\(topic)[\(partition)]@\(offset)" }
 }
 

@@ -1,15 +1,20 @@
 /// One partition of one topic.
 public struct TopicPartition: Hashable, Sendable, Comparable, CustomStringConvertible {
+    /// The topic name.
     public var topic: String
+    /// The partition number, from 0.
     public var partition: Int32
 
+    /// Names a partition of a topic.
     public init(topic: String, partition: Int32) {
         self.topic = topic
         self.partition = partition
     }
 
+    /// `topic[partition]`.
     public var description: String { "\(topic)[\(partition)]" }
 
+    /// Orders by topic, then partition.
     public static func < (lhs: Self, rhs: Self) -> Bool {
         (lhs.topic, lhs.partition) < (rhs.topic, rhs.partition)
     }
@@ -17,14 +22,18 @@ public struct TopicPartition: Hashable, Sendable, Comparable, CustomStringConver
 
 /// A Kafka message header. The value may be null.
 public struct KafkaHeader: Hashable, Sendable {
+    /// The header name.
     public var name: String
+    /// The header value; nil is a null value, distinct from an empty one.
     public var value: [UInt8]?
 
+    /// A header with raw bytes (or null).
     public init(name: String, value: [UInt8]?) {
         self.name = name
         self.value = value
     }
 
+    /// A header with a UTF-8 text value.
     public init(name: String, string: String) {
         self.init(name: name, value: Array(string.utf8))
     }

@@ -1,6 +1,7 @@
 /// A misuse of a consumer or producer, or a condition it cannot wait out: the client is
 /// closed, a group is needed, a partition is not assigned, a setting is invalid.
 public struct WorkflowEventsError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The kind of misuse or condition; compare with the static constants.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Base: String, Hashable, Sendable {
             case clientClosed = "client closed"
@@ -27,19 +28,24 @@ public struct WorkflowEventsError: Error, Sendable, Equatable, CustomStringConve
         /// An event could not be encoded for sending.
         public static let invalidEvent = Code(.invalidEvent)
 
+        /// The code in words.
         public var description: String { base.rawValue }
     }
 
+    /// What kind of error this is.
     public var code: Code
     /// What went wrong and how to fix it.
     public var message: String
 
+    /// Creates an error with a code and a sentence saying what to do.
     public init(_ code: Code, _ message: String) {
         self.code = code
         self.message = message
     }
 
+    /// The message.
     public var description: String { message }
 
+    /// Errors are equal when their codes are.
     public static func == (lhs: Self, rhs: Self) -> Bool { lhs.code == rhs.code }
 }

@@ -8,6 +8,7 @@ public struct EventPayload: Sendable, Hashable {
     /// Keys of `payload` other than `data`, kept so that re-encoding loses nothing.
     public var additionalFields: [String: JSONValue]
 
+    /// A payload with the given data and, rarely, other keys.
     public init(data: [String: JSONValue] = [:], additionalFields: [String: JSONValue] = [:]) {
         self.data = data
         self.additionalFields = additionalFields
@@ -22,6 +23,7 @@ extension EventPayload: Codable {
         init?(intValue: Int) { nil }
     }
 
+    /// Decodes `{"data": {...}, ...}`; an absent `data` is empty.
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: Key.self)
         var data: [String: JSONValue]?
@@ -36,6 +38,7 @@ extension EventPayload: Codable {
         self.init(data: data ?? [:], additionalFields: others)
     }
 
+    /// Encodes `data` and the other keys.
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: Key.self)
         try container.encode(data, forKey: Key(stringValue: "data"))

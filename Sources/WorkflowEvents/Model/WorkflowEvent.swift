@@ -8,17 +8,24 @@ public import Foundation
 public struct WorkflowEvent: Sendable, Hashable {
     /// A UUID, matched case-insensitively on the wire.
     public var eventID: UUID
+    /// What happened (`event_type`).
     public var eventType: EventType
+    /// The system that reported it (`source`).
     public var source: EventSource
     /// Never empty; also the Kafka message key.
     public var workflowID: String
+    /// The run of the workflow, when the event is about one (`workflow_run_id`).
     public var workflowRunID: String?
+    /// When it happened (`timestamp`, RFC 3339 on the wire).
     public var timestamp: Date
+    /// Type-specific details (`payload`).
     public var payload: EventPayload
+    /// String key-value pairs for correlation and routing (`metadata`).
     public var metadata: [String: String]
     /// 1 when absent on the wire.
     public var schemaVersion: Int
 
+    /// Creates an event; a new random `eventID` and the current time by default.
     public init(
         eventID: UUID = UUID(),
         eventType: EventType,
@@ -55,6 +62,7 @@ extension WorkflowEvent: Codable {
         case schemaVersion = "schema_version"
     }
 
+    /// Decodes the contract form through `Codable` (slower than ``init(validatingJSON:)-([UInt8])``).
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         let idText = try container.decode(String.self, forKey: .eventID)
@@ -84,6 +92,7 @@ extension WorkflowEvent: Codable {
         schemaVersion = try container.decodeIfPresent(Int.self, forKey: .schemaVersion) ?? 1
     }
 
+    /// Encodes the contract form through `Codable`.
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(eventID.uuidString.lowercased(), forKey: .eventID)

@@ -36,9 +36,11 @@ public struct WorkflowEventValidationError: Error, Sendable, Equatable, CustomSt
         /// The message has a value of zero bytes.
         public static let emptyMessage = Code(.emptyMessage)
 
+        /// The code in words.
         public var description: String { base.rawValue }
     }
 
+    /// Which rule was broken.
     public var code: Code
     /// The field's path (`timestamp`, `payload.data`, `metadata.owner`), or nil when the
     /// document as a whole is at fault.
@@ -48,6 +50,7 @@ public struct WorkflowEventValidationError: Error, Sendable, Equatable, CustomSt
     /// The rule that was broken, in words.
     public var reason: String
 
+    /// Creates an error, for tests and custom validators.
     public init(code: Code, field: String?, byteOffset: Int?, reason: String) {
         self.code = code
         self.field = field
@@ -55,6 +58,7 @@ public struct WorkflowEventValidationError: Error, Sendable, Equatable, CustomSt
         self.reason = reason
     }
 
+    /// One sentence: the field, the reason and the byte offset.
     public var description: String {
         var text = "invalid workflow event: "
         if let field { text += "field '\(field)': " }
@@ -63,6 +67,7 @@ public struct WorkflowEventValidationError: Error, Sendable, Equatable, CustomSt
         return text
     }
 
+    /// Errors are equal when their codes and fields are.
     public static func == (lhs: Self, rhs: Self) -> Bool {
         lhs.code == rhs.code && lhs.field == rhs.field
     }

@@ -6,8 +6,11 @@ public import Logging
 /// Idempotence is on by default: a retried send is never written twice, and events sent in
 /// order to a partition are stored in that order.
 public actor WorkflowEventProducer {
+    /// The settings of a producer.
     public struct Configuration: Sendable {
+        /// Comma-separated `host:port` list of brokers to bootstrap from.
         public var bootstrapServers: String
+        /// The client id the brokers see (`client.id`).
         public var clientID: String
         /// librdkafka's `enable.idempotence`.
         public var enableIdempotence: Bool
@@ -18,6 +21,7 @@ public actor WorkflowEventProducer {
         /// Any librdkafka property, applied last.
         public var properties: [String: String]
 
+        /// Creates a configuration; every parameter has a default.
         public init(
             bootstrapServers: String = "localhost:9092",
             clientID: String = "swift-workflow-events",
@@ -50,11 +54,13 @@ public actor WorkflowEventProducer {
         }
     }
 
+    /// The settings this producer was made with.
     public nonisolated let configuration: Configuration
     private let client: RDKafkaProducerClient
     private let logger: Logger
     private var isClosed = false
 
+    /// Creates a producer with default settings but the bootstrap servers.
     public init(
         bootstrapServers: String = "localhost:9092",
         logger: Logger = Logger(label: "workflow-events.producer")
@@ -62,6 +68,10 @@ public actor WorkflowEventProducer {
         try self.init(configuration: Configuration(bootstrapServers: bootstrapServers), logger: logger)
     }
 
+    /// Creates a producer.
+    ///
+    /// - Throws: ``WorkflowEventsError`` `invalidConfiguration` when a setting or a librdkafka
+    ///   property is rejected.
     public init(configuration: Configuration, logger: Logger = Logger(label: "workflow-events.producer")) throws {
         self.configuration = configuration
         self.logger = logger
