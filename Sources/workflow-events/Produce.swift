@@ -29,7 +29,7 @@ struct Produce: AsyncParsableCommand {
     var seed: UInt64 = 42
 
     @Option(help: "How many events to send before waiting for their delivery reports.")
-    var batchSize: Int = 1000
+    var batchSize: Int = 10_000
 
     func validate() throws {
         switch (file, sample) {
