@@ -238,9 +238,10 @@ struct ConsumerTests {
         let cancelled = ContinuousClock.now
         leavingTask.cancel()
         _ = await leavingTask.result
+        // A cancellation that lands between two iterations finishes the close just after the
+        // loop has ended; one that lands in a fetch, before it.
+        try await waitUntil("the cancelled consumer closed", timeout: .seconds(2)) { await leaving.isClosed }
         let closeTime = ContinuousClock.now - cancelled
-        #expect(await leaving.isClosed)
-        #expect(closeTime < .seconds(2))
         try await waitUntil("the remaining member owns all partitions", timeout: .seconds(12)) {
             await staying.assignment.count == 3
         }

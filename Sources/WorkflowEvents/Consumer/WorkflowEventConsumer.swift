@@ -94,7 +94,10 @@ public actor WorkflowEventConsumer {
     /// its first assignment, since joining a group takes seconds.
     ///
     /// Each event's offset is stored once the loop asks for the next one, that is once its
-    /// body has returned. Cancelling the iterating task closes the consumer. Leaving the
+    /// body has returned. Cancelling the iterating task closes the consumer (when the
+    /// cancellation lands between two iterations, the close completes just after the loop
+    /// has ended; ``withWorkflowEventConsumer(configuration:logger:isolation:_:)`` always
+    /// waits for it). Leaving the
     /// loop with `break` or a thrown error, or the stream ending after `idleTimeout`, does
     /// not: the consumer stays open for `commit`, more reading or `close` (an event in hand
     /// at a `break` is not stored).
