@@ -37,9 +37,20 @@ extension WorkflowEventConsumer {
         public var fetchBatchSize: Int
         /// The client id the brokers see in their logs and quotas (`client.id`).
         public var clientID: String
-        /// Any librdkafka property, applied last (e.g. `["session.timeout.ms": "6000"]`).
+        /// Any librdkafka property, applied last (e.g. `["session.timeout.ms": "6000"]`):
+        /// TLS and SASL settings go here too (`security.protocol`, `sasl.password`...), and
+        /// the values of secret ones never appear in a description, log line or error.
         /// `enable.auto.offset.store` is managed by the consumer and cannot be set here.
         public var properties: [String: String]
+        /// Where messages that are not valid events go, unchanged, with headers saying why,
+        /// where from and when (see ``WorkflowEventConsumer/DeadLetterHeader``); also events
+        /// whose `consumeEvents` handler still throws after ``retryPolicy``. A message's
+        /// offset moves on only once the dead-letter topic has stored it. nil: such
+        /// messages are logged, counted and skipped.
+        public var deadLetterTopic: String?
+        /// How often `consumeEvents` calls a throwing handler again before the event is
+        /// dead-lettered (or, without a ``deadLetterTopic``, logged and skipped).
+        public var retryPolicy: RetryPolicy
 
         /// Creates a configuration; every parameter has the seed guide's default.
         public init(
@@ -55,7 +66,9 @@ extension WorkflowEventConsumer {
             closeTimeout: Duration = .seconds(10),
             fetchBatchSize: Int = 500,
             clientID: String = "swift-workflow-events",
-            properties: [String: String] = [:]
+            properties: [String: String] = [:],
+            deadLetterTopic: String? = nil,
+            retryPolicy: RetryPolicy = .none
         ) {
             self.bootstrapServers = bootstrapServers
             self.groupID = groupID
@@ -70,6 +83,8 @@ extension WorkflowEventConsumer {
             self.fetchBatchSize = fetchBatchSize
             self.clientID = clientID
             self.properties = properties
+            self.deadLetterTopic = deadLetterTopic
+            self.retryPolicy = retryPolicy
         }
 
         /// The librdkafka properties this configuration stands for, in the order applied.
@@ -90,6 +105,13 @@ extension WorkflowEventConsumer {
                 throw WorkflowEventsError(
                     .invalidConfiguration,
                     "autoOffsetReset .none needs a groupID: without a group there is no committed offset to resume from")
+            }
+            if let deadLetterTopic, deadLetterTopic.isEmpty {
+                throw WorkflowEventsError(.invalidConfiguration, "deadLetterTopic is empty: use nil for none, or a topic name")
+            }
+            if retryPolicy.attempts < 1 {
+                throw WorkflowEventsError(
+                    .invalidConfiguration, "retryPolicy.attempts is \(retryPolicy.attempts): it must be at least 1 (1 means no retry)")
             }
             if properties["enable.auto.offset.store"] != nil {
                 throw WorkflowEventsError(
@@ -119,5 +141,65 @@ extension WorkflowEventConsumer {
             }
             return result
         }
+    }
+}
+
+extension WorkflowEventConsumer {
+    /// How a throwing handler is called again: up to `attempts` calls in all, waiting
+    /// `initialBackoff`, then twice as long each time, at most `maximumBackoff`.
+    public struct RetryPolicy: Sendable, Hashable {
+        /// Calls in all, the first included; 1 means no retry.
+        public var attempts: Int
+        /// The wait before the second call.
+        public var initialBackoff: Duration
+        /// The longest wait between two calls.
+        public var maximumBackoff: Duration
+
+        /// A policy; `attempts` counts the first call.
+        public init(attempts: Int, initialBackoff: Duration = .milliseconds(100), maximumBackoff: Duration = .seconds(10)) {
+            self.attempts = attempts
+            self.initialBackoff = initialBackoff
+            self.maximumBackoff = maximumBackoff
+        }
+
+        /// One call, no retry.
+        public static let none = RetryPolicy(attempts: 1)
+
+        /// The wait after the `failures`-th failed call (1 for the first).
+        public func backoff(afterFailure failures: Int) -> Duration {
+            var wait = initialBackoff
+            for _ in 1..<max(1, failures) {
+                wait = wait * 2
+                if wait >= maximumBackoff { return maximumBackoff }
+            }
+            return min(wait, maximumBackoff)
+        }
+    }
+}
+
+extension WorkflowEventConsumer.Configuration: CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
+    /// Every setting, with the values of secret properties (passwords, keys, secrets)
+    /// replaced by `[redacted]`.
+    public var description: String {
+        var parts = [
+            "bootstrapServers: \(bootstrapServers)", "groupID: \(groupID ?? "nil")",
+            "autoOffsetReset: \(autoOffsetReset)", "enableAutoCommit: \(enableAutoCommit)",
+            "consumerTimeout: \(consumerTimeout)", "maxPollRecords: \(maxPollRecords.map(String.init) ?? "nil")",
+            "autoCommitInterval: \(autoCommitInterval)", "connectionTimeout: \(connectionTimeout)",
+            "assignmentTimeout: \(assignmentTimeout)", "closeTimeout: \(closeTimeout)",
+            "fetchBatchSize: \(fetchBatchSize)", "clientID: \(clientID)",
+            "deadLetterTopic: \(deadLetterTopic ?? "nil")", "retryPolicy: \(retryPolicy.attempts) attempts",
+        ]
+        parts.append("properties: \(RDKafkaConfig.redactedDescription(properties))")
+        return "Configuration(\(parts.joined(separator: ", ")))"
+    }
+
+    /// The same as ``description``.
+    public var debugDescription: String { description }
+
+    /// A mirror without the secret properties' values, so that `dump` and debuggers do
+    /// not show them either.
+    public var customMirror: Mirror {
+        Mirror(self, children: ["description": description], displayStyle: .struct)
     }
 }

@@ -96,6 +96,11 @@ public struct ConsumerStatistics: Sendable, Hashable {
     public var bufferedMessages = 0
     /// Assignment changes seen (assigned and revoked both count).
     public var rebalances = 0
+    /// Messages written to the dead-letter topic (invalid ones, and events whose handler
+    /// kept failing).
+    public var deadLettered = 0
+    /// Handler calls repeated under the retry policy.
+    public var handlerRetries = 0
 
     /// All counts zero.
     public init() {}

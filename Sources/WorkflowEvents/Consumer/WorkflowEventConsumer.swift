@@ -1,3 +1,4 @@
+import Foundation
 public import Logging
 import Synchronization
 
@@ -144,10 +145,26 @@ public actor WorkflowEventConsumer {
         while true {
             guard let message = try await nextMessage(reader: reader, topics: topics, idle: idle, withCoordinates: true)
             else { break }
-            do {
-                try await handler(message.event)
-            } catch {
-                await recordHandlerFailure(error, message: message)
+            var failures = 0
+            while true {
+                do {
+                    try await handler(message.event)
+                    break
+                } catch {
+                    failures += 1
+                    let policy = configuration.retryPolicy
+                    if failures < policy.attempts {
+                        await recordHandlerRetry(error, message: message, failures: failures)
+                        try? await Task.sleep(for: policy.backoff(afterFailure: failures))
+                        if !Task.isCancelled { continue }
+                        // Cancelled while retrying: the event is not done, so it is not
+                        // stored; the next owner reads it again.
+                        await abandonProcessing(reader: reader)
+                        break
+                    }
+                    try await recordHandlerFailure(error, message: message, reader: reader)
+                    break
+                }
             }
             handled += 1
         }
@@ -386,6 +403,10 @@ public actor WorkflowEventConsumer {
         for (_, message) in inProcess { message.destroy() }
         inProcess = [:]
         buffer.destroyAll()
+        if let producer = deadLetterProducer {
+            deadLetterProducer = nil
+            await producer.close(timeout: .seconds(5))
+        }
         await client.closeAndDestroy(timeout: timeout ?? configuration.closeTimeout)
         lifecycle = .closed
         logger.debug("consumer closed", metadata: ["duration": "\(ContinuousClock.now - started)"])
@@ -450,14 +471,105 @@ public actor WorkflowEventConsumer {
         polledOffsets = [:]
     }
 
-    private func recordHandlerFailure(_ error: any Error, message: WorkflowEventMessage) {
+    /// A handler failed for good: logged and counted, and dead-lettered when there is a
+    /// dead-letter topic. Throws when the dead-letter topic did not store it (the event is
+    /// then not stored either, and is read again).
+    private func recordHandlerFailure(_ error: any Error, message: WorkflowEventMessage, reader: Int) async throws {
         counters.handlerFailures += 1
+        let deadLettering = configuration.deadLetterTopic != nil
         logger.info(
-            "event handler failed; continuing with the next event",
+            deadLettering
+                ? "event handler failed; sending the event to the dead-letter topic"
+                : "event handler failed; continuing with the next event",
             metadata: [
                 "kafka.topic": "\(message.topic)", "kafka.partition": "\(message.partition)",
                 "kafka.offset": "\(message.offset)", "event.id": "\(message.event.eventID)", "error": "\(error)",
             ])
+        guard deadLettering, let held = inProcess[reader] else { return }
+        try await deadLetter(held.record, kind: "handler-failed", reason: "\(error)")
+    }
+
+    private func recordHandlerRetry(_ error: any Error, message: WorkflowEventMessage, failures: Int) {
+        counters.handlerRetries += 1
+        logger.debug(
+            "event handler failed; retrying",
+            metadata: [
+                "kafka.topic": "\(message.topic)", "kafka.partition": "\(message.partition)",
+                "kafka.offset": "\(message.offset)", "event.id": "\(message.event.eventID)", "error": "\(error)",
+                "attempt": "\(failures)",
+            ])
+    }
+
+    /// Drops the reader's message in hand without storing its offset.
+    private func abandonProcessing(reader: Int) {
+        inProcess.removeValue(forKey: reader)?.destroy()
+    }
+
+    // MARK: Dead letters
+
+    private var deadLetterProducer: WorkflowEventProducer?
+
+    /// Writes `record` unchanged (value, key, headers) to the dead-letter topic with headers
+    /// saying why, where from and when, and waits until it is stored.
+    private func deadLetter(_ record: ConsumerRecord, kind: String, reason: String) async throws {
+        guard let topic = configuration.deadLetterTopic else { return }
+        let producer: WorkflowEventProducer
+        if let existing = deadLetterProducer {
+            producer = existing
+        } else {
+            producer = try WorkflowEventProducer(
+                configuration: .init(
+                    bootstrapServers: configuration.bootstrapServers, clientID: configuration.clientID + ".dead-letters",
+                    properties: configuration.properties.filter { Self.isConnectionProperty($0.key) }),
+                logger: logger)
+            deadLetterProducer = producer
+        }
+        let headers =
+            record.headers + [
+                KafkaHeader(name: DeadLetterHeader.kind, string: kind),
+                KafkaHeader(name: DeadLetterHeader.reason, string: reason),
+                KafkaHeader(name: DeadLetterHeader.topic, string: record.topic),
+                KafkaHeader(name: DeadLetterHeader.partition, string: String(record.partition)),
+                KafkaHeader(name: DeadLetterHeader.offset, string: String(record.offset)),
+                KafkaHeader(name: DeadLetterHeader.time, string: formatRFC3339(Date())),
+            ]
+        do {
+            _ = try await producer.sendRecord(value: record.value, key: record.key, headers: headers, to: topic)
+        } catch {
+            throw KafkaError(
+                code: (error as? KafkaError)?.code ?? .state,
+                message: "\(record.topic)[\(record.partition)]@\(record.offset) was not stored in dead-letter topic '\(topic)', so it stays unprocessed: \(error)",
+                operation: "dead-letter a message", isRetriable: true)
+        }
+        counters.deadLettered += 1
+        logger.info(
+            "sent a message to the dead-letter topic",
+            metadata: [
+                "kafka.topic": "\(record.topic)", "kafka.partition": "\(record.partition)",
+                "kafka.offset": "\(record.offset)", "dead_letter.topic": "\(topic)", "dead_letter.kind": "\(kind)",
+            ])
+    }
+
+    /// Properties a dead-letter producer shares with the consumer: how to reach and
+    /// authenticate to the cluster.
+    private static func isConnectionProperty(_ name: String) -> Bool {
+        ["security.", "sasl.", "ssl.", "socket.", "broker.", "client.dns", "api.version"].contains { name.hasPrefix($0) }
+    }
+
+    /// The headers a dead-lettered message carries besides its own.
+    public enum DeadLetterHeader {
+        /// `invalid-event` (not a valid event) or `handler-failed` (the handler kept throwing).
+        public static let kind = "dead-letter.kind"
+        /// Why, in words: the validation error or the handler's error.
+        public static let reason = "dead-letter.reason"
+        /// The topic the message was read from.
+        public static let topic = "dead-letter.topic"
+        /// Its partition.
+        public static let partition = "dead-letter.partition"
+        /// Its offset.
+        public static let offset = "dead-letter.offset"
+        /// When it was dead-lettered, RFC 3339 in UTC.
+        public static let time = "dead-letter.time"
     }
 
     /// Whether a group member is still waiting for its first assignment (at most the
@@ -488,7 +600,7 @@ public actor WorkflowEventConsumer {
         while true {
             if let error = client.takeErrorToThrow() { throw error }
             while let message = buffer.popFirst() {
-                if let delivered = try deliver(message, reader: reader, withCoordinates: withCoordinates) {
+                if let delivered = try await deliver(message, reader: reader, withCoordinates: withCoordinates) {
                     return delivered
                 }
             }
@@ -508,7 +620,7 @@ public actor WorkflowEventConsumer {
 
     /// Decodes one message: returns it as an event and holds it for `reader`, or skips it
     /// (storing its offset) when it is not a valid event.
-    private func deliver(_ message: RDKafkaMessage, reader: Int, withCoordinates: Bool) throws -> WorkflowEventMessage? {
+    private func deliver(_ message: RDKafkaMessage, reader: Int, withCoordinates: Bool) async throws -> WorkflowEventMessage? {
         if message.isError {
             defer { message.destroy() }
             try handleErrorMessage(message)
@@ -529,11 +641,21 @@ public actor WorkflowEventConsumer {
         } catch {
             counters.invalidEvents += 1
             logger.info(
-                "skipped an invalid event",
+                configuration.deadLetterTopic == nil
+                    ? "skipped an invalid event" : "an invalid event goes to the dead-letter topic",
                 metadata: [
                     "kafka.topic": "\(message.topic)", "kafka.partition": "\(message.partition)",
                     "kafka.offset": "\(message.offset)", "reason": "\(error)",
                 ])
+            if configuration.deadLetterTopic != nil {
+                let record = message.record
+                message.destroy()
+                try await deadLetter(record, kind: "invalid-event", reason: "\(error)")
+                // Closed while the dead-letter topic was written: not stored, read again later.
+                guard lifecycle == .open else { return nil }
+                client.store([(record.topicPartition, record.offset + 1)])
+                return nil
+            }
             message.storeOffset()
             message.destroy()
             return nil

@@ -1,4 +1,5 @@
 internal import CRDKafka
+import Foundation
 import Logging
 
 /// Builds an `rd_kafka_conf_t` from librdkafka properties. The pointer never leaves this
@@ -23,12 +24,37 @@ enum RDKafkaConfig {
                 let reason = RDKafkaConfig.cText(errorText)
                 throw WorkflowEventsError(
                     .invalidConfiguration,
-                    "librdkafka rejected property '\(name)' = '\(value)': \(reason)")
+                    "librdkafka rejected property '\(name)' = '\(redacted(name, value))': \(redacted(name, value, in: reason))")
             }
         }
         let (value, took) = try body(conf)
         if took { owned = false }
         return value
+    }
+
+    /// Whether a property holds a secret: a password, a private key, a client secret, or
+    /// configuration that may embed one.
+    static func isSecret(_ name: String) -> Bool {
+        let key = name.lowercased()
+        return key.contains("password") || key.contains("secret") || key == "ssl.key.pem"
+            || key == "ssl_key" || key.hasPrefix("ssl.key") || key == "sasl.oauthbearer.config"
+            || key.contains("keystore") || key.contains("token")
+    }
+
+    /// The value, or `[redacted]` for a secret property.
+    static func redacted(_ name: String, _ value: String) -> String {
+        isSecret(name) ? "[redacted]" : value
+    }
+
+    /// `text` with a secret property's value cut out of it.
+    static func redacted(_ name: String, _ value: String, in text: String) -> String {
+        guard isSecret(name), !value.isEmpty else { return text }
+        return text.replacingOccurrences(of: value, with: "[redacted]")
+    }
+
+    /// `[key: value, ...]` sorted by key, secret values redacted.
+    static func redactedDescription(_ properties: [String: String]) -> String {
+        "[" + properties.keys.sorted().map { "\($0): \(redacted($0, properties[$0]!))" }.joined(separator: ", ") + "]"
     }
 
     /// The text of a NUL-terminated buffer librdkafka wrote an error into.

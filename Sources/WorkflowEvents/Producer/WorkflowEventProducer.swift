@@ -177,3 +177,20 @@ public actor WorkflowEventProducer {
         }
     }
 }
+
+extension WorkflowEventProducer.Configuration: CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
+    /// Every setting, with the values of secret properties (passwords, keys, secrets)
+    /// replaced by `[redacted]`.
+    public var description: String {
+        "Configuration(bootstrapServers: \(bootstrapServers), clientID: \(clientID), enableIdempotence: \(enableIdempotence), "
+            + "linger: \(linger), deliveryTimeout: \(deliveryTimeout), properties: \(RDKafkaConfig.redactedDescription(properties)))"
+    }
+
+    /// The same as ``description``.
+    public var debugDescription: String { description }
+
+    /// A mirror without the secret properties' values.
+    public var customMirror: Mirror {
+        Mirror(self, children: ["description": description], displayStyle: .struct)
+    }
+}
