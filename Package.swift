@@ -77,9 +77,21 @@ let package = Package(
             path: "Examples/Support",
             swiftSettings: strictSettings
         ),
+        .target(
+            name: "TestSupport",
+            dependencies: [
+                "WorkflowEvents",
+                "WorkflowEventsTesting",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "InMemoryLogging", package: "swift-log"),
+            ],
+            path: "Tests/TestSupport",
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "WorkflowEventsTests",
             dependencies: [
+                "TestSupport",
                 "WorkflowEvents",
                 "WorkflowEventsTool",
                 "WorkflowEventsTesting",

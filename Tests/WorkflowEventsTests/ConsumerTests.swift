@@ -1,6 +1,7 @@
 import Foundation
 import InMemoryLogging
 import Logging
+import TestSupport
 import Testing
 import WorkflowEvents
 import WorkflowEventsTesting

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 import WorkflowEvents
 import WorkflowEventsTesting
@@ -50,56 +51,12 @@ struct EventModelTests {
         #expect(event.schemaVersion == 1)
     }
 
-    static let base: [String: String] = [
-        "event_id": "\"6f1c2b9e-8d4a-4f7b-9c1e-0a2b3c4d5e6f\"", "event_type": "\"workflow.started\"",
-        "source": "\"jenkins\"", "workflow_id": "\"w\"", "timestamp": "\"2026-11-28T16:17:59Z\"",
-        "payload": "{\"data\":{}}",
-    ]
-
-    static func document(_ changes: [String: String?]) -> [UInt8] {
-        var fields = base
-        for (key, value) in changes { fields[key] = value }
-        let body = fields.keys.sorted().map { "\"\($0)\":\(fields[$0]!)" }.joined(separator: ",")
-        return Array("{\(body)}".utf8)
-    }
-
-    /// Each document with the code and field its error must name (nil code: valid).
-    static let cases: [(String, [UInt8], WorkflowEventValidationError.Code?, String?)] = [
-        ("valid", document([:]), nil, nil),
-        ("upper-case UUID", document(["event_id": "\"6F1C2B9E-8D4A-4F7B-9C1E-0A2B3C4D5E6F\""]), nil, nil),
-        ("offset timestamp, 9 digits", document(["timestamp": "\"2026-11-28T16:17:59.123456789+02:00\""]), nil, nil),
-        ("unknown type and source kept", document(["event_type": "\"workflow.paused\"", "source": "\"buildkite\""]), nil, nil),
-        ("null run id", document(["workflow_run_id": "null"]), nil, nil),
-        ("unknown field ignored", document(["extra": "[1,{\"a\":null}]"]), nil, nil),
-        ("absent data is empty", document(["payload": "{}"]), nil, nil),
-        ("missing event_id", document(["event_id": nil]), .missingField, "event_id"),
-        ("missing timestamp", document(["timestamp": nil]), .missingField, "timestamp"),
-        ("missing payload", document(["payload": nil]), .missingField, "payload"),
-        ("bad UUID", document(["event_id": "\"not-a-uuid\""]), .invalidValue, "event_id"),
-        ("UUID without hyphens", document(["event_id": "\"6f1c2b9e8d4a4f7b9c1e0a2b3c4d5e6f\""]), .invalidValue, "event_id"),
-        ("timestamp without zone", document(["timestamp": "\"2026-11-28T16:17:59\""]), .invalidValue, "timestamp"),
-        ("10 fractional digits", document(["timestamp": "\"2026-11-28T16:17:59.1234567890Z\""]), .invalidValue, "timestamp"),
-        ("February 30th", document(["timestamp": "\"2026-02-30T16:17:59Z\""]), .invalidValue, "timestamp"),
-        ("numeric timestamp", document(["timestamp": "1764346679"]), .wrongType, "timestamp"),
-        ("empty workflow id", document(["workflow_id": "\"\""]), .invalidValue, "workflow_id"),
-        ("numeric workflow id", document(["workflow_id": "7"]), .wrongType, "workflow_id"),
-        ("data not an object", document(["payload": "{\"data\":[1]}"]), .wrongType, "payload.data"),
-        ("payload not an object", document(["payload": "\"x\""]), .wrongType, "payload"),
-        ("metadata value not a string", document(["metadata": "{\"owner\":1}"]), .wrongType, "metadata.owner"),
-        ("fractional schema version", document(["schema_version": "1.5"]), .wrongType, "schema_version"),
-        ("not JSON", Array("hello".utf8), .invalidJSON, nil),
-        ("truncated", Array("{\"event_id\":".utf8), .invalidJSON, nil),
-        ("an array", Array("[1,2]".utf8), .notAnObject, nil),
-        ("trailing bytes", document([:]) + Array(" x".utf8), .invalidJSON, nil),
-        ("invalid UTF-8", document(["workflow_id": "\"w\u{FFFD}\""]).map { $0 == 0xEF ? 0xFF : $0 }, .invalidUTF8, "workflow_id"),
-        ("lone surrogate", document(["workflow_id": "\"\\ud800\""]), .invalidJSON, "workflow_id"),
-        ("raw control character", document(["workflow_id": "\"a\u{01}b\""]), .invalidJSON, "workflow_id"),
-    ]
-
-    @Test("each rule of the contract is enforced, naming the field")
+    @Test("each rule of the contract and each extreme input is refused with its code, naming the field")
     func rules() async throws {
-        let records = try await Self.roundTrip(Self.cases.map { $0.1 })
-        for (index, (name, _, code, field)) in Self.cases.enumerated() {
+        let cases = HostileInputs.contractRules + HostileInputs.extremes
+        let records = try await Self.roundTrip(cases.map(\.value))
+        for (index, testCase) in cases.enumerated() {
+            let (name, code, field) = (testCase.name, testCase.expectedCode, testCase.expectedField)
             let result = Result { try records[index].event() }
             switch (result, code) {
             case (.success, nil):
@@ -142,8 +99,8 @@ struct EventModelTests {
     @Test("hostile input is an error, never a crash")
     func hostileInput() async throws {
         let deep = Array(repeating: UInt8(ascii: "["), count: 200_000) + Array(repeating: UInt8(ascii: "]"), count: 200_000)
-        let deepInPayload = Self.document(["payload": "{\"data\":{\"x\":" + String(repeating: "[", count: 200_000) + "}}"])
-        let longString = Self.document(["payload": "{\"data\":{\"blob\":\"" + String(repeating: "a", count: 1_000_000) + "\"}}"])
+        let deepInPayload = HostileInputs.document(["payload": "{\"data\":{\"x\":" + String(repeating: "[", count: 200_000) + "}}"])
+        let longString = HostileInputs.document(["payload": "{\"data\":{\"blob\":\"" + String(repeating: "a", count: 1_000_000) + "\"}}"])
         let records = try await Self.roundTrip([deep, deepInPayload, longString, [0xFF, 0xFE, 0x00], []])
         #expect(throws: WorkflowEventValidationError.self) { try records[0].event() }
         do {

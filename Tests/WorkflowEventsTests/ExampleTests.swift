@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// Each program under Examples/, run as a subprocess against its own embedded cluster.

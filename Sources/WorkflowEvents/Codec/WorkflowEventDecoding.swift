@@ -547,7 +547,9 @@ struct JSONReader {
                 }
                 schemaVersion = small
             case .unknown:
-                _ = try reader.readValue(depth: 1, field: nil)
+                // Named in an error, so that a broken unknown field is found at once.
+                let name = (try? reader.makeString(key, nil)).map { String($0.prefix(64)) }
+                _ = try reader.readValue(depth: 1, field: name)
             }
         }
         try expectEnd()

@@ -1,27 +1,26 @@
-import Foundation
-import Testing
+public import Foundation
 
 /// The folder of the package's built products: the test binary lives there too.
-let productsDirectory = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
+public let productsDirectory = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
 
 /// What a finished child process left.
-struct ProcessOutput {
-    var status: Int32
-    var stdout: String
-    var stderr: String
+public struct ProcessOutput {
+    public var status: Int32
+    public var stdout: String
+    public var stderr: String
 
-    var stdoutLines: [Substring] { stdout.split(separator: "\n", omittingEmptySubsequences: false).dropLast(stdout.hasSuffix("\n") ? 1 : 0).map { $0 } }
+    public var stdoutLines: [Substring] { stdout.split(separator: "\n", omittingEmptySubsequences: false).dropLast(stdout.hasSuffix("\n") ? 1 : 0).map { $0 } }
 }
 
 /// A child process of one of the package's executables, its output going to files so that no
 /// pipe can fill and stall it.
-final class ChildProcess {
-    let process = Process()
+public final class ChildProcess {
+    public let process = Process()
     private let stdoutURL: URL
     private let stderrURL: URL
-    let name: String
+    public let name: String
 
-    init(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws {
+    public init(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws {
         name = ([executable] + arguments).joined(separator: " ")
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("swe-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -41,13 +40,13 @@ final class ChildProcess {
         try process.run()
     }
 
-    var stdout: String { (try? String(contentsOf: stdoutURL, encoding: .utf8)) ?? "" }
-    var stderr: String { (try? String(contentsOf: stderrURL, encoding: .utf8)) ?? "" }
+    public var stdout: String { (try? String(contentsOf: stdoutURL, encoding: .utf8)) ?? "" }
+    public var stderr: String { (try? String(contentsOf: stderrURL, encoding: .utf8)) ?? "" }
 
-    func signal(_ number: Int32) { kill(process.processIdentifier, number) }
+    public func signal(_ number: Int32) { kill(process.processIdentifier, number) }
 
     /// Waits for the process to end, at most `timeout`; kills it and throws after that.
-    func wait(timeout: Duration = .seconds(60)) async throws -> ProcessOutput {
+    public func wait(timeout: Duration = .seconds(60)) async throws -> ProcessOutput {
         let deadline = ContinuousClock.now.advanced(by: timeout)
         while process.isRunning {
             if ContinuousClock.now >= deadline {
@@ -61,7 +60,7 @@ final class ChildProcess {
 }
 
 /// Runs `workflow-events` with `arguments` to its end.
-func runTool(
+public func runTool(
     _ arguments: [String], environment: [String: String] = [:], timeout: Duration = .seconds(60)
 ) async throws -> ProcessOutput {
     try await ChildProcess("workflow-events", arguments, environment: environment).wait(timeout: timeout)

@@ -1,19 +1,19 @@
+// Helpers shared by the test targets: clusters with events, bounded waits, collection.
 import Foundation
-import InMemoryLogging
-import Logging
-import Testing
-import WorkflowEvents
-import WorkflowEventsTesting
+public import InMemoryLogging
+public import Logging
+public import WorkflowEvents
+public import WorkflowEventsTesting
 
 /// A cluster with one topic, and the events already written to it.
-struct Fixture {
-    let cluster: MockKafkaCluster
-    let topic: String
-    let events: [WorkflowEvent]
-    let reports: [DeliveryReport]
+public struct Fixture: Sendable {
+    public let cluster: MockKafkaCluster
+    public let topic: String
+    public let events: [WorkflowEvent]
+    public let reports: [DeliveryReport]
 }
 
-func makeFixture(partitions: Int = 3, events count: Int = 0, brokers: Int = 1) async throws -> Fixture {
+public func makeFixture(partitions: Int = 3, events count: Int = 0, brokers: Int = 1) async throws -> Fixture {
     let cluster = try MockKafkaCluster(brokers: brokers)
     let topic = "workflow-events"
     try cluster.createTopic(topic, partitions: partitions)
@@ -25,7 +25,7 @@ func makeFixture(partitions: Int = 3, events count: Int = 0, brokers: Int = 1) a
     return Fixture(cluster: cluster, topic: topic, events: events, reports: reports)
 }
 
-func produce(_ events: [WorkflowEvent], to topic: String, on cluster: MockKafkaCluster) async throws -> [DeliveryReport] {
+public func produce(_ events: [WorkflowEvent], to topic: String, on cluster: MockKafkaCluster) async throws -> [DeliveryReport] {
     let producer = try WorkflowEventProducer(bootstrapServers: cluster.bootstrapServers)
     do {
         let reports = try await producer.send(events, to: topic)
@@ -37,7 +37,7 @@ func produce(_ events: [WorkflowEvent], to topic: String, on cluster: MockKafkaC
     }
 }
 
-func produceRecords(_ values: [[UInt8]?], to topic: String, partition: Int32 = 0, on cluster: MockKafkaCluster) async throws {
+public func produceRecords(_ values: [[UInt8]?], to topic: String, partition: Int32 = 0, on cluster: MockKafkaCluster) async throws {
     let producer = try WorkflowEventProducer(
         configuration: .init(bootstrapServers: cluster.bootstrapServers, properties: ["message.max.bytes": "2000000"]))
     for value in values {
@@ -47,26 +47,27 @@ func produceRecords(_ values: [[UInt8]?], to topic: String, partition: Int32 = 0
 }
 
 /// Settings that make group hand-over fast on the mock cluster.
-func groupConfiguration(_ cluster: MockKafkaCluster, group: String, autoCommit: Bool = true) -> WorkflowEventConsumer.Configuration {
+public func groupConfiguration(_ cluster: MockKafkaCluster, group: String, autoCommit: Bool = true) -> WorkflowEventConsumer.Configuration {
     WorkflowEventConsumer.Configuration(
         bootstrapServers: cluster.bootstrapServers, groupID: group, enableAutoCommit: autoCommit,
         properties: ["session.timeout.ms": "6000", "heartbeat.interval.ms": "500"])
 }
 
 /// A logger whose entries the test can read.
-func recordingLogger() -> (Logger, InMemoryLogHandler) {
+public func recordingLogger() -> (Logger, InMemoryLogHandler) {
     var handler = InMemoryLogHandler()
     handler.logLevel = .debug
     let logger = Logger(label: "test", factory: { _ in handler })
     return (logger, handler)
 }
 
-struct TimedOut: Error, CustomStringConvertible {
-    var description: String
+public struct TimedOut: Error, CustomStringConvertible {
+    public var description: String
+    public init(description: String) { self.description = description }
 }
 
 /// Waits until `condition` holds, checking every 20 ms, at most `timeout`.
-func waitUntil(
+public func waitUntil(
     _ what: String, timeout: Duration = .seconds(20), _ condition: () async throws -> Bool
 ) async throws {
     let deadline = ContinuousClock.now.advanced(by: timeout)
@@ -77,7 +78,7 @@ func waitUntil(
 }
 
 /// Reads events from a stream until `count` have come, with a bound on the time.
-func collect(
+public func collect(
     _ stream: AsyncThrowingStream<WorkflowEventMessage, any Error>, count: Int, timeout: Duration = .seconds(30)
 ) async throws -> [WorkflowEventMessage] {
     try await withThrowingTaskGroup(of: [WorkflowEventMessage]?.self) { group in
