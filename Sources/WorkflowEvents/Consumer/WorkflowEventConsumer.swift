@@ -36,6 +36,11 @@ public actor WorkflowEventConsumer {
     private var fetchWaiters: [CheckedContinuation<Void, Never>] = []
     private var seenGeneration = 0
     private var subscribedAt = ContinuousClock.now
+    /// When librdkafka was last asked for messages: its `max.poll.interval.ms` counts from it.
+    private var lastFetch = ContinuousClock.now
+    /// Whether the keep-alive paused the assignment while the reader was busy.
+    private var pausedForKeepAlive = false
+    private var keepAlive: Task<Void, Never>?
 
     /// The message each reader (a stream or a callback loop) is processing now, held until
     /// the reader asks for the next one: then its offset is stored.
@@ -238,6 +243,7 @@ public actor WorkflowEventConsumer {
         buffer.drop { !kept.contains($0.topic) }
         subscription = topics
         subscribedAt = .now
+        if configuration.groupID != nil && keepAlive == nil { startKeepAlive() }
         logger.debug("subscribed", metadata: ["kafka.topics": "\(topics.joined(separator: ","))"])
     }
 
@@ -393,6 +399,8 @@ public actor WorkflowEventConsumer {
             break
         }
         lifecycle = .closing
+        keepAlive?.cancel()
+        keepAlive = nil
         let started = ContinuousClock.now
         client.wakeUp()
         while fetchInFlight {
@@ -695,7 +703,12 @@ public actor WorkflowEventConsumer {
             await withCheckedContinuation { fetchWaiters.append($0) }
             return
         }
+        if pausedForKeepAlive {
+            pausedForKeepAlive = false
+            client.setPaused(false, client.assignment.sorted())
+        }
         let maximum = configuration.fetchBatchSize
+        lastFetch = .now
         var batch = client.fetchAvailable(maximum: maximum)
         if batch.isEmpty {
             var wait = Duration.seconds(1)
@@ -708,10 +721,48 @@ public actor WorkflowEventConsumer {
                 client.wakeUp()
             }
             fetchInFlight = false
+            lastFetch = .now
             for waiter in fetchWaiters { waiter.resume() }
             fetchWaiters = []
         }
         buffer.append(batch)
+        dropRevokedPartitions()
+    }
+
+    /// librdkafka leaves the group when it is not asked for messages for
+    /// `max.poll.interval.ms`. A loop body that is slow but alive must not cost the member
+    /// its partitions: while the reader is busy, a keep-alive pauses the assignment (which
+    /// also drops librdkafka's prefetched messages, bounding memory) and keeps polling,
+    /// which serves rebalances too. The next read resumes fetching where it stopped.
+    private func startKeepAlive() {
+        let interval = Self.maxPollInterval(configuration.properties)
+        let tick = max(Duration.milliseconds(200), interval / 4)
+        keepAlive = Task { [weak self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: tick)
+                guard let self else { return }
+                await self.keepAliveIfBusy(threshold: interval / 2)
+            }
+        }
+    }
+
+    private static func maxPollInterval(_ properties: [String: String]) -> Duration {
+        let milliseconds = properties["max.poll.interval.ms"].flatMap { Int64($0) } ?? 300_000
+        return .milliseconds(max(1, milliseconds))
+    }
+
+    private func keepAliveIfBusy(threshold: Duration) {
+        guard lifecycle == .open, subscription != nil, !fetchInFlight,
+            ContinuousClock.now - lastFetch >= threshold
+        else { return }
+        if !pausedForKeepAlive {
+            logger.debug("the reader is busy: fetching paused, group membership kept alive")
+        }
+        // Again on every tick: a rebalance meanwhile may have assigned new partitions.
+        pausedForKeepAlive = true
+        client.setPaused(true, client.assignment.sorted())
+        lastFetch = .now
+        buffer.append(client.fetchAvailable(maximum: configuration.fetchBatchSize))
         dropRevokedPartitions()
     }
 

@@ -421,6 +421,20 @@ final class RDKafkaConsumerClient: @unchecked Sendable {
         }
     }
 
+    /// Stops fetching these partitions (librdkafka drops what it had prefetched for them)
+    /// or starts again from the position after the last message handed out.
+    func setPaused(_ paused: Bool, _ partitions: [TopicPartition]) {
+        guard !partitions.isEmpty else { return }
+        let err = withPartitionList(partitions.map { ($0, RDKafkaOffset.invalid) }) { list in
+            paused ? rd_kafka_pause_partitions(handle, list) : rd_kafka_resume_partitions(handle, list)
+        }
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+            context.logger.info(
+                "librdkafka refused to \(paused ? "pause" : "resume") partitions",
+                metadata: ["error": "\(KafkaError(err, operation: paused ? "pause" : "resume"))"])
+        }
+    }
+
     /// The partitions of each topic, asked of the cluster: also proves the cluster answers.
     func partitions(of topics: [String], timeout: Duration) async throws -> [TopicPartition] {
         let milliseconds = timeout.milliseconds
