@@ -88,6 +88,28 @@ let package = Package(
             path: "Tests/TestSupport",
             swiftSettings: strictSettings
         ),
+        .executableTarget(
+            name: "ReliabilityConsumer",
+            dependencies: [
+                "TestSupport",
+                "WorkflowEvents",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/ReliabilityConsumer",
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "ReliabilityTests",
+            dependencies: [
+                "TestSupport",
+                "ReliabilityConsumer",
+                "WorkflowEvents",
+                "WorkflowEventsTesting",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "InMemoryLogging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "WorkflowEventsTests",
             dependencies: [

@@ -65,3 +65,10 @@ public func runTool(
 ) async throws -> ProcessOutput {
     try await ChildProcess("workflow-events", arguments, environment: environment).wait(timeout: timeout)
 }
+
+/// CLOCK_MONOTONIC in nanoseconds: the same clock in every process of this machine.
+public func monotonicNanoseconds() -> UInt64 {
+    var time = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &time)
+    return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
+}

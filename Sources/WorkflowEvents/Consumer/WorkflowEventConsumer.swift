@@ -528,7 +528,10 @@ public actor WorkflowEventConsumer {
             producer = try WorkflowEventProducer(
                 configuration: .init(
                     bootstrapServers: configuration.bootstrapServers, clientID: configuration.clientID + ".dead-letters",
-                    properties: configuration.properties.filter { Self.isConnectionProperty($0.key) }),
+                    // Any message the consumer could fetch must fit; the broker's limit for
+                    // the dead-letter topic still applies.
+                    properties: configuration.properties.filter { Self.isConnectionProperty($0.key) }
+                        .merging(["message.max.bytes": String(64 << 20)]) { mine, _ in mine }),
                 logger: logger)
             deadLetterProducer = producer
         }

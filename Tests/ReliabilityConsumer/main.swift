@@ -1,0 +1,123 @@
+// A consumer for the reliability tests to run as a child process, kill and restart.
+//
+// Appends one line per processed event to --output, written with one write(2) so that a
+// SIGKILL loses nothing already processed:  EVENT_ID PARTITION OFFSET MONOTONIC_NS
+// Ends after --idle-timeout without events, or on SIGTERM (closing the consumer cleanly);
+// then prints one summary line:  processed=N peak_rss_kb=K rebalances=R
+import Dispatch
+import Foundation
+import Logging
+import TestSupport
+import WorkflowEvents
+
+struct Options {
+    var bootstrapServers = ""
+    var topic = "workflow-events"
+    var group = "reliability"
+    var output = ""
+    var processMicroseconds = 0
+    var slowEvery = 0
+    var slowMilliseconds = 0
+    var autoCommitMilliseconds = 5000
+    var maxPollIntervalMilliseconds = 300_000
+    var idleSeconds = 5.0
+    var properties: [String: String] = [:]
+
+    init(_ arguments: [String]) throws {
+        var iterator = arguments.dropFirst().makeIterator()
+        func value(_ name: String) throws -> String {
+            guard let value = iterator.next() else { throw ChildFailure("\(name) needs a value") }
+            return value
+        }
+        func number(_ name: String) throws -> Int {
+            guard let number = Int(try value(name)) else { throw ChildFailure("\(name) needs a whole number") }
+            return number
+        }
+        while let argument = iterator.next() {
+            switch argument {
+            case "--bootstrap-servers": bootstrapServers = try value(argument)
+            case "--topic": topic = try value(argument)
+            case "--group": group = try value(argument)
+            case "--output": output = try value(argument)
+            case "--process-us": processMicroseconds = try number(argument)
+            case "--slow-every": slowEvery = try number(argument)
+            case "--slow-ms": slowMilliseconds = try number(argument)
+            case "--auto-commit-ms": autoCommitMilliseconds = try number(argument)
+            case "--max-poll-interval-ms": maxPollIntervalMilliseconds = try number(argument)
+            case "--idle-timeout": idleSeconds = Double(try value(argument)) ?? 5
+            case "--property":
+                let pair = try value(argument).split(separator: "=", maxSplits: 1).map(String.init)
+                guard pair.count == 2 else { throw ChildFailure("--property needs NAME=VALUE") }
+                properties[pair[0]] = pair[1]
+            default: throw ChildFailure("unknown argument \(argument)")
+            }
+        }
+        if bootstrapServers.isEmpty || output.isEmpty { throw ChildFailure("--bootstrap-servers and --output are required") }
+    }
+}
+
+struct ChildFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Peak resident memory of this process, in KiB (VmHWM).
+func peakResidentKilobytes() -> Int {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return -1 }
+    for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+        return Int(line.split(separator: " ", omittingEmptySubsequences: true)[1]) ?? -1
+    }
+    return -1
+}
+
+nonisolated func run(_ options: Options) async throws -> (processed: Int, rebalances: Int) {
+    let descriptor = open(options.output, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+    guard descriptor >= 0 else { throw ChildFailure("cannot open \(options.output)") }
+    defer { close(descriptor) }
+    var properties = [
+        "session.timeout.ms": "6000", "heartbeat.interval.ms": "500",
+        "max.poll.interval.ms": String(options.maxPollIntervalMilliseconds),
+    ]
+    for (key, value) in options.properties { properties[key] = value }
+    let configuration = WorkflowEventConsumer.Configuration(
+        bootstrapServers: options.bootstrapServers, groupID: options.group,
+        autoCommitInterval: .milliseconds(Int64(options.autoCommitMilliseconds)), properties: properties)
+    var logger = Logger(label: "reliability-consumer")
+    logger.logLevel = .info
+    let consumer = try WorkflowEventConsumer(configuration: configuration, logger: logger)
+    var processed = 0
+    let idle = Duration.milliseconds(Int64(options.idleSeconds * 1000))
+    for try await message in consumer.messages(topics: [options.topic], idleTimeout: idle) {
+        if options.processMicroseconds > 0 {
+            try? await Task.sleep(for: .microseconds(options.processMicroseconds))
+        }
+        processed += 1
+        if options.slowEvery > 0, processed % options.slowEvery == 0 {
+            try? await Task.sleep(for: .milliseconds(options.slowMilliseconds))
+        }
+        let line = "\(message.event.eventID) \(message.partition) \(message.offset) \(monotonicNanoseconds())\n"
+        _ = line.utf8CString.withUnsafeBufferPointer { write(descriptor, $0.baseAddress, $0.count - 1) }
+    }
+    let rebalances = await consumer.statistics.rebalances
+    await consumer.close()
+    return (processed, rebalances)
+}
+
+do {
+    LoggingSystem.bootstrap { label in
+        var handler = StreamLogHandler.standardError(label: label)
+        handler.logLevel = .info
+        return handler
+    }
+    let options = try Options(CommandLine.arguments)
+    let work = Task { try await run(options) }
+    signal(SIGTERM, SIG_IGN)
+    let source = DispatchSource.makeSignalSource(signal: SIGTERM, queue: .global())
+    source.setEventHandler { work.cancel() }
+    source.resume()
+    let (processed, rebalances) = try await work.value
+    print("processed=\(processed) peak_rss_kb=\(peakResidentKilobytes()) rebalances=\(rebalances)")
+} catch {
+    FileHandle.standardError.write(Data("reliability-consumer: \(error)\n".utf8))
+    exit(1)
+}
