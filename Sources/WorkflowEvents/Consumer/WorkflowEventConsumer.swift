@@ -36,8 +36,14 @@ public actor WorkflowEventConsumer {
     private var fetchWaiters: [CheckedContinuation<Void, Never>] = []
     private var seenGeneration = 0
     private var subscribedAt = ContinuousClock.now
-    /// When librdkafka was last asked for messages: its `max.poll.interval.ms` counts from it.
+    /// When librdkafka was last asked for messages: its `max.poll.interval.ms` counts from
+    /// it, and rebalance callbacks run only then.
     private var lastFetch = ContinuousClock.now
+    /// When a reader last asked for a message (or a poll).
+    private var lastRead = ContinuousClock.now
+    /// How often librdkafka is asked while a reader is busy, so that a rebalance is not
+    /// held up by a slow loop body.
+    private static let serviceInterval = Duration.milliseconds(100)
     /// Whether the keep-alive paused the assignment while the reader was busy.
     private var pausedForKeepAlive = false
     private var keepAlive: Task<Void, Never>?
@@ -188,6 +194,7 @@ public actor WorkflowEventConsumer {
             throw WorkflowEventsError(.invalidConfiguration, "poll needs a subscription: call subscribe(_:) first")
         }
         storePolledOffsets()
+        lastRead = .now
         let limit = configuration.maxPollRecords ?? 500
         let deadline = ContinuousClock.now.advanced(by: timeout)
         var records: [TopicPartition: [ConsumerRecord]] = [:]
@@ -606,6 +613,10 @@ public actor WorkflowEventConsumer {
         if subscription != topics {
             try await subscribe(topics)
         }
+        lastRead = .now
+        if configuration.groupID != nil && !buffer.isEmpty && lastRead - lastFetch >= Self.serviceInterval {
+            serviceWhileBusy(pauseAfter: .seconds(Int64.max))
+        }
         var deadline = idle.map { ContinuousClock.now.advanced(by: $0) }
         var awaitingAssignment = idle != nil && isAwaitingFirstAssignment
         while true {
@@ -732,19 +743,20 @@ public actor WorkflowEventConsumer {
         dropRevokedPartitions()
     }
 
-    /// librdkafka leaves the group when it is not asked for messages for
-    /// `max.poll.interval.ms`. A loop body that is slow but alive must not cost the member
-    /// its partitions: while the reader is busy, a keep-alive pauses the assignment (which
-    /// also drops librdkafka's prefetched messages, bounding memory) and keeps polling,
-    /// which serves rebalances too. The next read resumes fetching where it stopped.
+    /// librdkafka runs rebalance callbacks only inside a consume call, and leaves the group
+    /// when it is not asked for messages for `max.poll.interval.ms`. A loop body that is
+    /// slow but alive must neither hold up a rebalance nor cost the member its partitions:
+    /// while the reader is busy, librdkafka is asked every 100 ms (taking at most one
+    /// message), and after half of `max.poll.interval.ms` the assignment is paused (which
+    /// drops librdkafka's prefetched messages, bounding memory) while the polling goes on.
+    /// The next read resumes fetching where it stopped.
     private func startKeepAlive() {
-        let interval = Self.maxPollInterval(configuration.properties)
-        let tick = max(Duration.milliseconds(200), interval / 4)
+        let pauseAfter = Self.maxPollInterval(configuration.properties) / 2
         keepAlive = Task { [weak self] in
             while !Task.isCancelled {
-                try? await Task.sleep(for: tick)
+                try? await Task.sleep(for: Self.serviceInterval)
                 guard let self else { return }
-                await self.keepAliveIfBusy(threshold: interval / 2)
+                await self.serviceWhileBusy(pauseAfter: pauseAfter)
             }
         }
     }
@@ -754,18 +766,23 @@ public actor WorkflowEventConsumer {
         return .milliseconds(max(1, milliseconds))
     }
 
-    private func keepAliveIfBusy(threshold: Duration) {
-        guard lifecycle == .open, subscription != nil, !fetchInFlight,
-            ContinuousClock.now - lastFetch >= threshold
-        else { return }
-        if !pausedForKeepAlive {
-            logger.debug("the reader is busy: fetching paused, group membership kept alive")
+    /// Asks librdkafka for at most one message if it has not been asked for 100 ms, which
+    /// serves its callbacks; pauses the assignment when the reader has been busy for
+    /// `pauseAfter`.
+    private func serviceWhileBusy(pauseAfter: Duration) {
+        guard lifecycle == .open, subscription != nil, !fetchInFlight else { return }
+        let now = ContinuousClock.now
+        guard now - lastFetch >= Self.serviceInterval else { return }
+        if now - lastRead >= pauseAfter {
+            if !pausedForKeepAlive {
+                logger.debug("the reader is busy: fetching paused, group membership kept alive")
+            }
+            // Again each time: a rebalance meanwhile may have assigned new partitions.
+            pausedForKeepAlive = true
+            client.setPaused(true, client.assignment.sorted())
         }
-        // Again on every tick: a rebalance meanwhile may have assigned new partitions.
-        pausedForKeepAlive = true
-        client.setPaused(true, client.assignment.sorted())
-        lastFetch = .now
-        buffer.append(client.fetchAvailable(maximum: configuration.fetchBatchSize))
+        lastFetch = now
+        buffer.append(client.fetchAvailable(maximum: 1))
         dropRevokedPartitions()
     }
 

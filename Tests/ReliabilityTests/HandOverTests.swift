@@ -1,0 +1,94 @@
+import Foundation
+import Synchronization
+import TestSupport
+import Testing
+import WorkflowEvents
+import WorkflowEventsTesting
+
+/// What each member saw: per partition the offsets it processed, in order.
+final class Processed: Sendable {
+    private let offsets = Mutex<[TopicPartition: [Int64]]>([:])
+
+    func record(_ message: WorkflowEventMessage) {
+        offsets.withLock { $0[message.topicPartition, default: []].append(message.offset) }
+    }
+
+    var byPartition: [TopicPartition: [Int64]] { offsets.withLock { $0 } }
+    var count: Int { offsets.withLock { $0.values.reduce(0) { $0 + $1.count } } }
+}
+
+@Suite("Reliability: hand-over")
+struct HandOverTests {
+    @Test("a cancelled member hands over cleanly: the other is told at once, owns all within the session timeout, resumes exactly after the commits")
+    func cleanHandOver() async throws {
+        let fixture = try await makeFixture(partitions: 4, events: 0)
+        defer { fixture.cluster.shutdown() }
+        let events = SampleEvents.make(count: 2_000, workflows: 16)
+        let reports = try await produce(events, to: fixture.topic, on: fixture.cluster)
+        let configuration = groupConfiguration(fixture.cluster, group: "hand-over")
+        let leaving = try WorkflowEventConsumer(configuration: configuration)
+        let staying = try WorkflowEventConsumer(configuration: configuration)
+        let leavingSaw = Processed()
+        let stayingSaw = Processed()
+        // Both process slowly, so that the leaving member is mid-stream when cancelled.
+        let stayingTask = Task {
+            for try await message in staying.messages(topics: [fixture.topic]) {
+                try? await Task.sleep(for: .milliseconds(2))
+                stayingSaw.record(message)
+            }
+        }
+        let leavingTask = Task {
+            for try await message in leaving.messages(topics: [fixture.topic]) {
+                try? await Task.sleep(for: .milliseconds(2))
+                leavingSaw.record(message)
+            }
+        }
+        try await waitUntil("both members own partitions and the leaving one has processed some", timeout: .seconds(30)) {
+            let a = await leaving.assignment
+            let b = await staying.assignment
+            return !a.isEmpty && !b.isEmpty && a.union(b).count == 4 && leavingSaw.count >= 50
+        }
+        let leavingOwned = await leaving.assignment
+        let rebalancesBefore = await staying.statistics.rebalances
+        let cancelled = ContinuousClock.now
+        leavingTask.cancel()
+        _ = await leavingTask.result
+        try await waitUntil("the cancelled member closed", timeout: .seconds(2)) { await leaving.isClosed }
+        let closed = ContinuousClock.now - cancelled
+        try await waitUntil("the remaining member is told to rebalance", timeout: .seconds(5)) {
+            await staying.statistics.rebalances > rebalancesBefore
+        }
+        let told = ContinuousClock.now - cancelled
+        try await waitUntil("the remaining member owns every partition", timeout: .seconds(10)) {
+            await staying.assignment.count == 4
+        }
+        let owned = ContinuousClock.now - cancelled
+        // The remaining member reads the taken-over partitions from where the leaving one stopped.
+        try await waitUntil("the remaining member reads each taken-over partition", timeout: .seconds(20)) {
+            let seen = stayingSaw.byPartition
+            return leavingOwned.allSatisfy { seen[$0]?.isEmpty == false }
+        }
+        stayingTask.cancel()
+        _ = await stayingTask.result
+
+        let before = leavingSaw.byPartition
+        let after = stayingSaw.byPartition
+        var exact = 0
+        for partition in leavingOwned {
+            let last = before[partition]?.last ?? -1
+            let first = after[partition]?.first
+            #expect(first == last + 1, "\(partition): the leaving member processed up to \(last), the new owner started at \(first ?? -1)")
+            if first == last + 1 { exact += 1 }
+        }
+        #expect(told < .seconds(1), "told to rebalance after \(told)")
+        #expect(owned < .seconds(6), "owned every partition after \(owned)")
+        #expect(closed < .seconds(2))
+        _ = reports
+        figure(
+            "clean hand-over",
+            [
+                "close": seconds(closed), "told to rebalance": seconds(told), "owns all partitions": seconds(owned),
+                "session timeout": "6 s", "partitions resumed exactly after the commit": "\(exact)/\(leavingOwned.count)",
+            ])
+    }
+}
