@@ -1,0 +1,94 @@
+import Foundation
+import TestSupport
+import Testing
+import WorkflowEvents
+import WorkflowEventsTesting
+
+/// One processed event as the child process wrote it.
+struct ProcessedLine {
+    var id: UUID
+    var partition: Int32
+    var offset: Int64
+    var nanoseconds: UInt64
+
+    init?(_ line: Substring) {
+        let fields = line.split(separator: " ")
+        guard fields.count == 4, let id = UUID(uuidString: String(fields[0])), let partition = Int32(fields[1]),
+            let offset = Int64(fields[2]), let nanoseconds = UInt64(fields[3])
+        else { return nil }
+        (self.id, self.partition, self.offset, self.nanoseconds) = (id, partition, offset, nanoseconds)
+    }
+}
+
+func readProcessed(_ url: URL) throws -> [ProcessedLine] {
+    let text = try String(contentsOf: url, encoding: .utf8)
+    return text.split(separator: "\n").compactMap(ProcessedLine.init)
+}
+
+@Suite("Reliability: crashes")
+struct CrashTests {
+    @Test("a consumer killed with SIGKILL at random points and restarted loses nothing; duplicates stay within one auto-commit interval")
+    func crashWithoutLoss() async throws {
+        let cluster = try MockKafkaCluster()
+        defer { cluster.shutdown() }
+        let topic = "crashes"
+        try cluster.createTopic(topic, partitions: 32)
+        let events = SampleEvents.make(count: 50_000, workflows: 64)
+        _ = try await produce(events, to: topic, on: cluster)
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("crash-\(UUID().uuidString).log")
+        defer { try? FileManager.default.removeItem(at: output) }
+        let autoCommit = Duration.seconds(1)
+        let arguments = [
+            "--bootstrap-servers", cluster.bootstrapServers, "--topic", topic, "--group", "crashes", "--output", output.path,
+            "--process-us", "100", "--auto-commit-ms", "1000", "--idle-timeout", "4",
+            // A killed member is noticed after the session timeout: keep it short.
+            "--property", "session.timeout.ms=3000", "--property", "heartbeat.interval.ms=300",
+        ]
+        var generator = SystemRandomNumberGenerator()
+        var kills: [UInt64] = []
+        while kills.count < 5 {
+            let child = try ChildProcess("ReliabilityConsumer", arguments)
+            let before = (try? readProcessed(output).count) ?? 0
+            // Let it process for a random while after it has started, then kill it mid-stream.
+            try await waitUntil("the restarted consumer processes events", timeout: .seconds(40)) {
+                ((try? readProcessed(output).count) ?? 0) > before
+            }
+            try await Task.sleep(for: .milliseconds(Int64.random(in: 300...1_200, using: &generator)))
+            guard child.process.isRunning else { break }
+            child.signal(SIGKILL)
+            kills.append(monotonicNanoseconds())
+            _ = try await child.wait(timeout: .seconds(10))
+        }
+        let last = try ChildProcess("ReliabilityConsumer", arguments)
+        let finished = try await last.wait(timeout: .seconds(120))
+        #expect(finished.status == 0, "stderr: \(finished.stderr.suffix(2000))")
+
+        let lines = try readProcessed(output)
+        let all = Set(events.map(\.eventID))
+        var first: [UUID: UInt64] = [:]
+        var duplicates: [ProcessedLine] = []
+        for line in lines {
+            if first[line.id] == nil { first[line.id] = line.nanoseconds } else { duplicates.append(line) }
+        }
+        let lost = all.subtracting(first.keys).count
+        #expect(lost == 0, "\(lost) events never processed")
+        #expect(kills.count >= 5)
+        // A duplicate is an event processed before a kill whose offset had not been
+        // committed yet: its first processing lies within one auto-commit interval (plus
+        // the commit's own round trip) before that kill.
+        let allowance = UInt64(autoCommit.components.seconds) * 1_000_000_000 + 500_000_000
+        var outside = 0
+        for duplicate in duplicates {
+            let processed = first[duplicate.id]!
+            guard let kill = kills.first(where: { $0 > processed }) else { outside += 1; continue }
+            if kill - processed > allowance { outside += 1 }
+        }
+        #expect(outside == 0, "\(outside) duplicates were processed more than one auto-commit interval before their kill")
+        figure(
+            "crash without loss",
+            [
+                "events": "\(events.count)", "kills": "\(kills.count)", "processed": "\(lines.count)", "lost": "\(lost)",
+                "duplicates": "\(duplicates.count)", "beyond one auto-commit interval": "\(outside)",
+            ])
+    }
+}
