@@ -103,19 +103,25 @@ nonisolated func run(_ options: Options) async throws -> (processed: Int, rebala
     return (processed, rebalances)
 }
 
+/// Runs the consumer in a task that SIGTERM cancels (the handler must not be isolated to
+/// the main actor: it runs on a dispatch queue).
+nonisolated func runUntilTerminated(_ options: Options) async throws -> (processed: Int, rebalances: Int) {
+    let work = Task { try await run(options) }
+    signal(SIGTERM, SIG_IGN)
+    let source = DispatchSource.makeSignalSource(signal: SIGTERM, queue: .global())
+    source.setEventHandler { work.cancel() }
+    source.resume()
+    defer { source.cancel() }
+    return try await work.value
+}
+
 do {
     LoggingSystem.bootstrap { label in
         var handler = StreamLogHandler.standardError(label: label)
         handler.logLevel = .info
         return handler
     }
-    let options = try Options(CommandLine.arguments)
-    let work = Task { try await run(options) }
-    signal(SIGTERM, SIG_IGN)
-    let source = DispatchSource.makeSignalSource(signal: SIGTERM, queue: .global())
-    source.setEventHandler { work.cancel() }
-    source.resume()
-    let (processed, rebalances) = try await work.value
+    let (processed, rebalances) = try await runUntilTerminated(try Options(CommandLine.arguments))
     print("processed=\(processed) peak_rss_kb=\(peakResidentKilobytes()) rebalances=\(rebalances)")
 } catch {
     FileHandle.standardError.write(Data("reliability-consumer: \(error)\n".utf8))
