@@ -1,0 +1,97 @@
+import Foundation
+import Synchronization
+import TestSupport
+import Testing
+import WorkflowEvents
+import WorkflowEventsTesting
+
+@Suite("Reliability: rolling group")
+struct RollingGroupTests {
+    @Test("members leave (cancelled) and join (new tasks) every second while 100,000 events are consumed: nothing lost, no partition owned twice")
+    func rollingGroup() async throws {
+        let cluster = try MockKafkaCluster()
+        defer { cluster.shutdown() }
+        let topic = "rolling"
+        try cluster.createTopic(topic, partitions: 64)
+        let events = SampleEvents.make(count: 100_000, workflows: 256)
+        _ = try await produce(events, to: topic, on: cluster)
+        var configuration = groupConfiguration(cluster, group: "rolling")
+        configuration.properties["session.timeout.ms"] = "3000"
+        configuration.properties["heartbeat.interval.ms"] = "300"
+        configuration.autoCommitInterval = .milliseconds(500)
+        let seen = Seen()
+
+        func startMember() throws -> (WorkflowEventConsumer, Task<Void, any Error>) {
+            let consumer = try WorkflowEventConsumer(configuration: configuration)
+            let task = Task {
+                for try await event in consumer.events(topics: [topic]) {
+                    seen.add(event.eventID)
+                    if seen.total % 64 == 0 { try? await Task.sleep(for: .milliseconds(5)) }
+                }
+            }
+            return (consumer, task)
+        }
+
+        var members: [(WorkflowEventConsumer, Task<Void, any Error>)] = []
+        for _ in 0..<3 { members.append(try startMember()) }
+        let all = Set(events.map(\.eventID))
+        var joins = 3
+        var leaves = 0
+        var overlaps = 0
+        var samples = 0
+        var generator = SystemRandomNumberGenerator()
+
+        /// Partitions held by two members in two snapshots in a row.
+        func overlapping() async -> Int {
+            var first: [Set<TopicPartition>] = []
+            for (consumer, _) in members { first.append(await consumer.assignment) }
+            var second: [Set<TopicPartition>] = []
+            for (consumer, _) in members { second.append(await consumer.assignment) }
+            var count = 0
+            for i in members.indices {
+                for j in members.indices where j > i {
+                    count += first[i].intersection(first[j]).intersection(second[i]).intersection(second[j]).count
+                }
+            }
+            return count
+        }
+
+        // Churn for 15 seconds: every second a member leaves or a new one joins (2 to 4 members).
+        for second in 0..<15 {
+            let deadline = ContinuousClock.now.advanced(by: .seconds(1))
+            while ContinuousClock.now < deadline {
+                overlaps += await overlapping()
+                samples += 1
+                try await Task.sleep(for: .milliseconds(25))
+            }
+            let leave = members.count >= 4 || (members.count > 2 && (second % 2 == 0) != Bool.random(using: &generator))
+            if leave {
+                let index = Int.random(in: members.indices, using: &generator)
+                let (_, task) = members.remove(at: index)
+                task.cancel()
+                _ = await task.result
+                leaves += 1
+            } else {
+                members.append(try startMember())
+                joins += 1
+            }
+        }
+        try await waitUntil("every event consumed", timeout: .seconds(90)) {
+            overlaps += await overlapping()
+            samples += 1
+            return seen.ids.isSuperset(of: all)
+        }
+        for (_, task) in members { task.cancel() }
+        for (_, task) in members { _ = await task.result }
+
+        let lost = all.subtracting(seen.ids).count
+        #expect(lost == 0)
+        #expect(overlaps == 0, "a partition was owned by two members at once in \(overlaps) samples")
+        figure(
+            "rolling group",
+            [
+                "events": "\(events.count)", "joins": "\(joins)", "leaves": "\(leaves)", "lost": "\(lost)",
+                "duplicates": "\(seen.total - seen.ids.count)", "ownership samples": "\(samples)", "owned twice": "\(overlaps)",
+            ])
+    }
+}
