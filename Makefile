@@ -1,4 +1,4 @@
-.PHONY: demo test bench deps
+.PHONY: demo test bench reliability deps
 
 deps:
 	@bash scripts/install-dependencies.sh
@@ -11,3 +11,6 @@ test: deps
 
 bench: deps
 	swift run -c release workflow-events-benchmarks
+
+reliability: deps
+	bash scripts/reliability.sh
