@@ -349,7 +349,7 @@ public actor WorkflowEventConsumer {
             try await client.seek(partition, to: offset, timeout: configuration.connectionTimeout)
         }
         seekPositions[partition] = offset
-        logger.debug("seek", metadata: ["kafka.topic": "\(partition.topic)", "kafka.partition": "\(partition.partition)", "kafka.offset": "\(offset)"])
+        logger.debug("seek", metadata: Self.coordinates(partition.topic, partition.partition, offset))
     }
 
     /// The offset of the next record this consumer will deliver from `partition`.
@@ -496,10 +496,8 @@ public actor WorkflowEventConsumer {
             deadLettering
                 ? "event handler failed; sending the event to the dead-letter topic"
                 : "event handler failed; continuing with the next event",
-            metadata: [
-                "kafka.topic": "\(message.topic)", "kafka.partition": "\(message.partition)",
-                "kafka.offset": "\(message.offset)", "event.id": "\(message.event.eventID)", "error": "\(error)",
-            ])
+            metadata: Self.coordinates(message.topic, message.partition, message.offset, event: message.event)
+                .merging(["error": "\(error)"]) { $1 })
         guard deadLettering, let held = inProcess[reader] else { return }
         try await deadLetter(held.record, kind: "handler-failed", reason: "\(error)")
     }
@@ -508,11 +506,17 @@ public actor WorkflowEventConsumer {
         counters.handlerRetries += 1
         logger.debug(
             "event handler failed; retrying",
-            metadata: [
-                "kafka.topic": "\(message.topic)", "kafka.partition": "\(message.partition)",
-                "kafka.offset": "\(message.offset)", "event.id": "\(message.event.eventID)", "error": "\(error)",
-                "attempt": "\(failures)",
-            ])
+            metadata: Self.coordinates(message.topic, message.partition, message.offset, event: message.event)
+                .merging(["error": "\(error)", "attempt": "\(failures)"]) { $1 })
+    }
+
+    /// Log metadata naming where a message came from, and the event when there is one.
+    private static func coordinates(
+        _ topic: String, _ partition: Int32, _ offset: Int64, event: WorkflowEvent? = nil
+    ) -> Logger.Metadata {
+        var metadata: Logger.Metadata = ["kafka.topic": "\(topic)", "kafka.partition": "\(partition)", "kafka.offset": "\(offset)"]
+        if let event { metadata["event.id"] = "\(event.eventID)" }
+        return metadata
     }
 
     /// Drops the reader's message in hand without storing its offset.
@@ -562,10 +566,8 @@ public actor WorkflowEventConsumer {
         counters.deadLettered += 1
         logger.info(
             "sent a message to the dead-letter topic",
-            metadata: [
-                "kafka.topic": "\(record.topic)", "kafka.partition": "\(record.partition)",
-                "kafka.offset": "\(record.offset)", "dead_letter.topic": "\(topic)", "dead_letter.kind": "\(kind)",
-            ])
+            metadata: Self.coordinates(record.topic, record.partition, record.offset)
+                .merging(["dead_letter.topic": "\(topic)", "dead_letter.kind": "\(kind)"]) { $1 })
     }
 
     /// Properties a dead-letter producer shares with the consumer: how to reach and
@@ -652,7 +654,7 @@ public actor WorkflowEventConsumer {
             counters.tombstones += 1
             logger.debug(
                 "skipped a tombstone (null value)",
-                metadata: ["kafka.topic": "\(message.topic)", "kafka.partition": "\(message.partition)", "kafka.offset": "\(message.offset)"])
+                metadata: Self.coordinates(message.topic, message.partition, message.offset))
             message.storeOffset()
             message.destroy()
             return nil
@@ -665,10 +667,8 @@ public actor WorkflowEventConsumer {
             logger.info(
                 configuration.deadLetterTopic == nil
                     ? "skipped an invalid event" : "an invalid event goes to the dead-letter topic",
-                metadata: [
-                    "kafka.topic": "\(message.topic)", "kafka.partition": "\(message.partition)",
-                    "kafka.offset": "\(message.offset)", "reason": "\(error)",
-                ])
+                metadata: Self.coordinates(message.topic, message.partition, message.offset)
+                    .merging(["reason": "\(error)"]) { $1 })
             if configuration.deadLetterTopic != nil {
                 let record = message.record
                 message.destroy()
