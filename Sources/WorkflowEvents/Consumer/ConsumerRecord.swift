@@ -101,6 +101,8 @@ public struct ConsumerStatistics: Sendable, Hashable {
     public var deadLettered = 0
     /// Handler calls repeated under the retry policy.
     public var handlerRetries = 0
+    /// The most events `process` held at once, taken but not finished.
+    public var peakEventsInProcessing = 0
 
     /// All counts zero.
     public init() {}

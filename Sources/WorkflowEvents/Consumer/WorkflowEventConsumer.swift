@@ -23,8 +23,8 @@ import Synchronization
 public actor WorkflowEventConsumer {
     /// The settings this consumer was made with.
     public nonisolated let configuration: Configuration
-    private let logger: Logger
-    private let client: RDKafkaConsumerClient
+    let logger: Logger
+    let client: RDKafkaConsumerClient
 
     private enum Lifecycle { case open, closing, closed }
     private var lifecycle = Lifecycle.open
@@ -55,7 +55,9 @@ public actor WorkflowEventConsumer {
     private var polledOffsets: [TopicPartition: Int64] = [:]
     /// Positions set by `seek` until a record of that partition is delivered.
     private var seekPositions: [TopicPartition: Int64] = [:]
-    private var counters = ConsumerStatistics()
+    var counters = ConsumerStatistics()
+    /// Whether `process(topics:...)` owns the reading: the other ways to read are refused.
+    var isProcessing = false
 
     private static let readerIDs = Atomic<Int>(0)
     private static func makeReaderID() -> Int { readerIDs.add(1, ordering: .relaxed).newValue }
@@ -156,26 +158,21 @@ public actor WorkflowEventConsumer {
         while true {
             guard let message = try await nextMessage(reader: reader, topics: topics, idle: idle, withCoordinates: true)
             else { break }
-            var failures = 0
-            while true {
-                do {
-                    try await handler(message.event)
-                    break
-                } catch {
-                    failures += 1
-                    let policy = configuration.retryPolicy
-                    if failures < policy.attempts {
-                        await recordHandlerRetry(error, message: message, failures: failures)
-                        try? await Task.sleep(for: policy.backoff(afterFailure: failures))
-                        if !Task.isCancelled { continue }
-                        // Cancelled while retrying: the event is not done, so it is not
-                        // stored; the next owner reads it again.
-                        await abandonProcessing(reader: reader)
-                        break
-                    }
-                    try await recordHandlerFailure(error, message: message, reader: reader)
-                    break
-                }
+            let outcome = await callWithRetries(
+                configuration.retryPolicy,
+                onRetry: { error, failures in await recordHandlerRetry(error, message: message, failures: failures) }
+            ) {
+                try await handler(message.event)
+            }
+            switch outcome {
+            case .succeeded:
+                break
+            case .failed(let error):
+                try await recordHandlerFailure(error, message: message, reader: reader)
+            case .abandoned:
+                // Cancelled while retrying: the event is not done, so it is not stored; the
+                // next owner reads it again.
+                await abandonProcessing(reader: reader)
             }
             handled += 1
         }
@@ -190,6 +187,7 @@ public actor WorkflowEventConsumer {
     /// The records of one `poll` count as processed at the next `poll`, `commit` or `close`.
     public func poll(timeout: Duration = .milliseconds(1000)) async throws -> [TopicPartition: [ConsumerRecord]] {
         try checkOpen("poll")
+        try checkNotProcessing("poll")
         guard subscription != nil else {
             throw WorkflowEventsError(.invalidConfiguration, "poll needs a subscription: call subscribe(_:) first")
         }
@@ -250,7 +248,7 @@ public actor WorkflowEventConsumer {
         buffer.drop { !kept.contains($0.topic) }
         subscription = topics
         subscribedAt = .now
-        if configuration.groupID != nil && keepAlive == nil { startKeepAlive() }
+        if configuration.groupID != nil && keepAlive == nil && !isProcessing { startKeepAlive() }
         logger.debug("subscribed", metadata: ["kafka.topics": "\(topics.joined(separator: ","))"])
     }
 
@@ -339,6 +337,7 @@ public actor WorkflowEventConsumer {
     ///   partition to another member or does not assign it in time.
     public func seek(_ partition: TopicPartition, to offset: Int64) async throws {
         try checkOpen("seek")
+        try checkNotProcessing("seek")
         guard offset >= 0 else {
             throw WorkflowEventsError(.invalidConfiguration, "seek to \(offset) on \(partition): an offset is never negative")
         }
@@ -358,6 +357,7 @@ public actor WorkflowEventConsumer {
     /// starts. Waits for the assignment as ``seek(_:to:)`` does.
     public func position(_ partition: TopicPartition) async throws -> Int64 {
         try checkOpen("position")
+        try checkNotProcessing("ask for a position")
         _ = try await waitForAssignment(of: partition, pendingSeek: nil)
         if let offset = buffer.firstOffset(of: partition) { return offset }
         if let offset = seekPositions[partition] { return offset }
@@ -444,9 +444,17 @@ public actor WorkflowEventConsumer {
         }
     }
 
-    private func checkOpen(_ operation: String) throws {
+    func checkOpen(_ operation: String) throws {
         guard lifecycle == .open else {
             throw WorkflowEventsError(.clientClosed, "cannot \(operation): the consumer is closed; create a new one")
+        }
+    }
+
+    /// Refuses a second way of reading while `process` runs.
+    private func checkNotProcessing(_ operation: String) throws {
+        if isProcessing {
+            throw WorkflowEventsError(
+                .invalidConfiguration, "cannot \(operation) while process(topics:) reads from this consumer; use another consumer")
         }
     }
 
@@ -511,7 +519,7 @@ public actor WorkflowEventConsumer {
     }
 
     /// Log metadata naming where a message came from, and the event when there is one.
-    private static func coordinates(
+    static func coordinates(
         _ topic: String, _ partition: Int32, _ offset: Int64, event: WorkflowEvent? = nil
     ) -> Logger.Metadata {
         var metadata: Logger.Metadata = ["kafka.topic": "\(topic)", "kafka.partition": "\(partition)", "kafka.offset": "\(offset)"]
@@ -530,7 +538,7 @@ public actor WorkflowEventConsumer {
 
     /// Writes `record` unchanged (value, key, headers) to the dead-letter topic with headers
     /// saying why, where from and when, and waits until it is stored.
-    private func deadLetter(_ record: ConsumerRecord, kind: String, reason: String) async throws {
+    func deadLetter(_ record: ConsumerRecord, kind: String, reason: String) async throws {
         guard let topic = configuration.deadLetterTopic else { return }
         let producer: WorkflowEventProducer
         if let existing = deadLetterProducer {
@@ -612,6 +620,7 @@ public actor WorkflowEventConsumer {
             return nil
         }
         guard lifecycle == .open else { return nil }
+        try checkNotProcessing("read events")
         if subscription != topics {
             try await subscribe(topics)
         }
@@ -704,7 +713,7 @@ public actor WorkflowEventConsumer {
 
     /// Consumer errors that librdkafka hands over as messages: the ones the caller must act
     /// on are thrown, the rest are logged while librdkafka retries.
-    private func handleErrorMessage(_ message: RDKafkaMessage) throws {
+    nonisolated func handleErrorMessage(_ message: RDKafkaMessage) throws {
         guard let error = message.error(operation: "consume \(message.topic)[\(message.partition)]") else { return }
         if error.isFatal || Self.errorsToThrow.contains(error.code) { throw error }
         logger.info("Kafka reported a consumer error; librdkafka retries", metadata: ["error": "\(error)"])

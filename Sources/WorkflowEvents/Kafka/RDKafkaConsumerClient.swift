@@ -22,6 +22,9 @@ final class RDKafkaCallbackContext: Sendable {
         /// Errors that must reach the caller (fatal ones), oldest first.
         var errorsToThrow: [KafkaError] = []
         var rebalances = 0
+        /// Called (on librdkafka's thread) before partitions are revoked or lost, and
+        /// returns once their owner is ready to hand them over.
+        var revocationHook: (@Sendable (_ partitions: [TopicPartition], _ lost: Bool) -> Void)?
     }
 
     let logger: Logger
@@ -256,6 +259,9 @@ private let rebalanceCallback: @convention(c) (
             metadata: ["kafka.partitions": "\(changed.sorted().map(\.description).joined(separator: ","))"])
     case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
         let lost = rd_kafka_assignment_lost(handle) != 0
+        if let hook = context.state.withLock({ $0.revocationHook }) {
+            hook(changed, lost)
+        }
         if cooperative {
             if let error = rd_kafka_incremental_unassign(handle, partitions) {
                 let failure = KafkaError(consuming: error, operation: "incremental unassign")
@@ -525,6 +531,18 @@ final class RDKafkaConsumerClient: @unchecked Sendable {
         }
         guard err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR__NO_OFFSET else {
             throw KafkaError(err, operation: "commit")
+        }
+    }
+
+    /// Commits these next-offsets and waits for the broker, on the calling thread: for
+    /// librdkafka's own threads (a rebalance callback), never the cooperative pool.
+    func commitBlocking(_ offsets: [(TopicPartition, Int64)]) {
+        guard !offsets.isEmpty else { return }
+        let err = withPartitionList(offsets) { rd_kafka_commit(handle, $0, 0) }
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__NO_OFFSET {
+            context.logger.info(
+                "the commit before handing partitions over failed; their next owner may read some events again",
+                metadata: ["error": "\(KafkaError(err, operation: "commit"))"])
         }
     }
 
