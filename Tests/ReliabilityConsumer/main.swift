@@ -4,9 +4,14 @@
 // SIGKILL loses nothing already processed:  EVENT_ID PARTITION OFFSET MONOTONIC_NS
 // Ends after --idle-timeout without events, or on SIGTERM (closing the consumer cleanly);
 // then prints one summary line:  processed=N peak_rss_kb=K rebalances=R
+//
+// With --ordered N it reads through process(maxConcurrency: N) instead, and writes
+// "S EVENT_ID" when a handler starts and "F EVENT_ID" when it finishes; it ends once no
+// handler has finished for --idle-timeout (after the first one).
 import Dispatch
 import Foundation
 import Logging
+import Synchronization
 import TestSupport
 import WorkflowEvents
 
@@ -21,6 +26,7 @@ struct Options {
     var autoCommitMilliseconds = 5000
     var maxPollIntervalMilliseconds = 300_000
     var idleSeconds = 5.0
+    var ordered = 0
     var properties: [String: String] = [:]
 
     init(_ arguments: [String]) throws {
@@ -45,6 +51,7 @@ struct Options {
             case "--auto-commit-ms": autoCommitMilliseconds = try number(argument)
             case "--max-poll-interval-ms": maxPollIntervalMilliseconds = try number(argument)
             case "--idle-timeout": idleSeconds = Double(try value(argument)) ?? 5
+            case "--ordered": ordered = try number(argument)
             case "--property":
                 let pair = try value(argument).split(separator: "=", maxSplits: 1).map(String.init)
                 guard pair.count == 2 else { throw ChildFailure("--property needs NAME=VALUE") }
@@ -85,6 +92,9 @@ nonisolated func run(_ options: Options) async throws -> (processed: Int, rebala
     var logger = Logger(label: "reliability-consumer")
     logger.logLevel = .info
     let consumer = try WorkflowEventConsumer(configuration: configuration, logger: logger)
+    if options.ordered > 0 {
+        return try await runOrdered(options, consumer: consumer, descriptor: descriptor)
+    }
     var processed = 0
     let idle = Duration.milliseconds(Int64(options.idleSeconds * 1000))
     for try await message in consumer.messages(topics: [options.topic], idleTimeout: idle) {
@@ -101,6 +111,51 @@ nonisolated func run(_ options: Options) async throws -> (processed: Int, rebala
     let rebalances = await consumer.statistics.rebalances
     await consumer.close()
     return (processed, rebalances)
+}
+
+/// Appends one line with a single write(2).
+func append(_ line: String, to descriptor: Int32) {
+    _ = line.utf8CString.withUnsafeBufferPointer { write(descriptor, $0.baseAddress, $0.count - 1) }
+}
+
+/// Handles events through `process`, logging each start and finish, until no handler has
+/// finished for the idle timeout.
+nonisolated func runOrdered(
+    _ options: Options, consumer: WorkflowEventConsumer, descriptor: Int32
+) async throws -> (processed: Int, rebalances: Int) {
+    let finished = FinishCount()
+    let work = Task {
+        try await consumer.process(topics: [options.topic], maxConcurrency: options.ordered) { event in
+            append("S \(event.eventID)\n", to: descriptor)
+            try? await Task.sleep(for: .microseconds(Int64.random(in: 0...Int64(max(1, options.processMicroseconds)))))
+            append("F \(event.eventID)\n", to: descriptor)
+            finished.add()
+        }
+    }
+    let idle = Duration.milliseconds(Int64(options.idleSeconds * 1000))
+    try await withTaskCancellationHandler {
+        var last = (count: 0, at: ContinuousClock.now)
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(100))
+            let count = finished.value
+            if count != last.count {
+                last = (count, .now)
+            } else if count > 0 && ContinuousClock.now - last.at >= idle {
+                break
+            }
+        }
+        work.cancel()
+        try await work.value
+    } onCancel: {
+        work.cancel()
+    }
+    return (finished.value, await consumer.statistics.rebalances)
+}
+
+final class FinishCount: Sendable {
+    private let count = Mutex(0)
+    func add() { count.withLock { $0 += 1 } }
+    var value: Int { count.withLock { $0 } }
 }
 
 /// Runs the consumer in a task that SIGTERM cancels (the handler must not be isolated to

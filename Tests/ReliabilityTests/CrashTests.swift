@@ -92,3 +92,85 @@ struct CrashTests {
             ])
     }
 }
+
+@Suite("Reliability: ordered processing crashes")
+struct OrderedCrashTests {
+    @Test("process killed with SIGKILL mid-run and restarted: nothing lost, and no commit ever passed an unfinished event")
+    func orderedCrashWithoutLoss() async throws {
+        let cluster = try MockKafkaCluster()
+        defer { cluster.shutdown() }
+        let topic = "ordered-crashes"
+        try cluster.createTopic(topic, partitions: 6)
+        let events = workflowEvents(workflows: 128, perWorkflow: 120)
+        let reports = try await produce(events, to: topic, on: cluster)
+        let place = Dictionary(uniqueKeysWithValues: zip(events.map(\.eventID), reports))
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("ordered-\(UUID().uuidString).log")
+        defer { try? FileManager.default.removeItem(at: output) }
+        let group = "ordered-crashes"
+        let arguments = [
+            "--bootstrap-servers", cluster.bootstrapServers, "--topic", topic, "--group", group, "--output", output.path,
+            "--ordered", "16", "--process-us", "4000", "--auto-commit-ms", "500", "--idle-timeout", "3",
+            "--property", "session.timeout.ms=3000", "--property", "heartbeat.interval.ms=300",
+        ]
+        func lines() -> [Substring] {
+            ((try? String(contentsOf: output, encoding: .utf8)) ?? "").split(separator: "\n")
+        }
+        var kills = 0
+        var checkedPartitions = 0
+        var violations = 0
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<3 {
+            let before = lines().count
+            let child = try ChildProcess("ReliabilityConsumer", arguments)
+            try await waitUntil("the restarted consumer handles events", timeout: .seconds(40)) { lines().count > before + 100 }
+            try await Task.sleep(for: .milliseconds(Int64.random(in: 200...800, using: &generator)))
+            guard child.process.isRunning else { break }
+            child.signal(SIGKILL)
+            _ = try await child.wait(timeout: .seconds(10))
+            kills += 1
+            // The events this run started and did not finish, by partition.
+            var started: Set<UUID> = []
+            var done: Set<UUID> = []
+            for line in lines()[before...] {
+                let fields = line.split(separator: " ")
+                guard fields.count == 2, let id = UUID(uuidString: String(fields[1])) else { continue }
+                if fields[0] == "S" { started.insert(id) } else { done.insert(id) }
+            }
+            var firstUnfinished: [TopicPartition: Int64] = [:]
+            for id in started.subtracting(done) {
+                let report = place[id]!
+                let partition = TopicPartition(topic: report.topic, partition: report.partition)
+                firstUnfinished[partition] = min(firstUnfinished[partition] ?? .max, report.offset)
+            }
+            let committed = try await withWorkflowEventConsumer(configuration: .init(bootstrapServers: cluster.bootstrapServers, groupID: group)) {
+                try await $0.committed(Array(firstUnfinished.keys))
+            }
+            for (partition, offset) in firstUnfinished {
+                checkedPartitions += 1
+                if let commit = committed[partition], commit > offset {
+                    violations += 1
+                    Issue.record("\(partition): committed \(commit) past the unfinished offset \(offset)")
+                }
+            }
+        }
+        let last = try ChildProcess("ReliabilityConsumer", arguments)
+        let finished = try await last.wait(timeout: .seconds(120))
+        #expect(finished.status == 0, "stderr: \(finished.stderr.suffix(2000))")
+
+        var finishedIDs: [UUID: Int] = [:]
+        for line in lines() where line.hasPrefix("F ") {
+            if let id = UUID(uuidString: String(line.dropFirst(2))) { finishedIDs[id, default: 0] += 1 }
+        }
+        let lost = Set(events.map(\.eventID)).subtracting(finishedIDs.keys).count
+        #expect(lost == 0)
+        #expect(kills >= 3)
+        #expect(checkedPartitions > 0)
+        figure(
+            "ordered crash",
+            [
+                "events": "\(events.count)", "kills": "\(kills)", "lost": "\(lost)",
+                "duplicates": "\(finishedIDs.values.reduce(0, +) - finishedIDs.count)",
+                "commits checked against unfinished events": "\(checkedPartitions)", "commits past an unfinished event": "\(violations)",
+            ])
+    }
+}

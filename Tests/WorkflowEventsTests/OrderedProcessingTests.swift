@@ -5,23 +5,6 @@ import Testing
 import WorkflowEvents
 import WorkflowEventsTesting
 
-/// `workflows` workflows with `perWorkflow` events each, interleaved; each carries its
-/// place in its workflow in `metadata["step"]`.
-func workflowEvents(workflows: Int, perWorkflow: Int) -> [WorkflowEvent] {
-    let templates = SampleEvents.make(count: workflows * perWorkflow, workflows: workflows)
-    var events: [WorkflowEvent] = []
-    events.reserveCapacity(templates.count)
-    for step in 0..<perWorkflow {
-        for workflow in 0..<workflows {
-            var event = templates[step * workflows + workflow]
-            event.workflowID = "workflow-\(workflow)"
-            event.metadata["step"] = String(step)
-            events.append(event)
-        }
-    }
-    return events
-}
-
 /// What the handlers saw: per workflow the steps in handling order, and the most handlers
 /// that ran at once.
 final class HandlingLog: Sendable {
