@@ -5,6 +5,7 @@
 import CRDKafka
 import Foundation
 import Logging
+import Synchronization
 import WorkflowEvents
 import WorkflowEventsTesting
 
@@ -163,6 +164,43 @@ func decodeLoop(_ documents: [[UInt8]]) throws -> Double {
     return Double(documents.count) / seconds(elapsed)
 }
 
+/// Handler starts and ends of an ordered-processing run, until `target` have ended.
+final class HandlerClock: Sendable {
+    private let state = Mutex<(ended: Int, start: ContinuousClock.Instant?, end: ContinuousClock.Instant?)>((0, nil, nil))
+    let target: Int
+
+    init(target: Int) { self.target = target }
+
+    func began() { state.withLock { if $0.start == nil { $0.start = .now } } }
+
+    func ended() {
+        state.withLock { state in
+            state.ended += 1
+            if state.ended == target { state.end = .now }
+        }
+    }
+
+    var span: Duration? { state.withLock { state in state.end.flatMap { end in state.start.map { end - $0 } } } }
+}
+
+/// `process` with a 10 ms handler at `concurrency`: events/s from the first handler's start
+/// to the `count`-th handler's end.
+nonisolated func orderedLoop(bootstrap: String, topic: String, count: Int, concurrency: Int) async throws -> Double {
+    let consumer = try WorkflowEventConsumer(configuration: consumerConfiguration(bootstrap))
+    let clock = HandlerClock(target: count)
+    let task = Task {
+        try await consumer.process(topics: [topic], maxConcurrency: concurrency) { _ in
+            clock.began()
+            try? await Task.sleep(for: .milliseconds(10))
+            clock.ended()
+        }
+    }
+    while clock.span == nil { try await Task.sleep(for: .milliseconds(10)) }
+    task.cancel()
+    try await task.value
+    return Double(count) / seconds(clock.span!)
+}
+
 nonisolated func run(_ options: Options) async throws {
     let cluster = try MockKafkaCluster()
     defer { cluster.shutdown() }
@@ -208,6 +246,28 @@ nonisolated func run(_ options: Options) async throws {
     row("stream: for try await events()", stream)
     row("callback: consumeEvents", callback)
     row("poll(500) + event()", poll)
+
+    // Ordered concurrent processing: what concurrency buys a handler that waits 10 ms.
+    let orderedTopic = "bench-ordered"
+    try cluster.createTopic(orderedTopic, partitions: 16)
+    let orderedProducer = try WorkflowEventProducer(
+        configuration: .init(bootstrapServers: cluster.bootstrapServers, properties: ["log_level": "3"]))
+    _ = try await orderedProducer.send(SampleEvents.make(count: 6_400, seed: 9, workflows: 256), to: orderedTopic)
+    await orderedProducer.close()
+    print("")
+    print("process(topics:maxConcurrency:) with a 10 ms handler, 256 workflows on 16 partitions; median of \(options.repetitions)")
+    print("| concurrency | events/s | × concurrency 1 |")
+    print("| --- | --- | --- |")
+    var baseline = 0.0
+    for (concurrency, count) in [(1, 200), (4, 800), (16, 3_200), (64, 6_400)] {
+        var rates: [Double] = []
+        for _ in 0..<options.repetitions {
+            rates.append(try await orderedLoop(bootstrap: cluster.bootstrapServers, topic: orderedTopic, count: count, concurrency: concurrency))
+        }
+        let rate = median(rates)
+        if concurrency == 1 { baseline = rate }
+        print(String(format: "| %11d | %8.0f | %15.1f |", concurrency, rate, rate / baseline))
+    }
 }
 
 LoggingSystem.bootstrap { label in

@@ -27,6 +27,7 @@ struct ExampleTests {
             ]),
         Example(name: "BatchProcessing", expectedLines: []),
         Example(name: "ConsumerGroup", expectedLines: []),
+        Example(name: "OrderedParallel", expectedLines: ["all 400 events handled"]),
     ]
 
     @Test("each example runs to its end against an embedded cluster and prints what it shows", arguments: examples)
@@ -65,6 +66,11 @@ struct ExampleTests {
             #expect(!owned.isEmpty && owned.allSatisfy { (0..<6).contains($0) }, "\(members)")
             let read = lines.last.flatMap { Int($0.split(separator: " ")[3]) } ?? 0
             #expect(read >= 60, "\(output.stdout)")
+        case "OrderedParallel":
+            let workflows = lines.filter { $0.contains(" events, in order: ") }
+            #expect(!workflows.isEmpty)
+            #expect(workflows.allSatisfy { $0.hasSuffix("in order: true") }, "\(workflows)")
+            #expect(lines.last?.hasPrefix("Handled 400 events of \(workflows.count) workflows in ") == true)
         default:
             break
         }
