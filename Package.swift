@@ -19,12 +19,16 @@ let package = Package(
     products: [
         .library(name: "WorkflowEvents", targets: ["WorkflowEvents"]),
         .library(name: "WorkflowEventsTesting", targets: ["WorkflowEventsTesting"]),
+        .library(name: "WorkflowEventsService", targets: ["WorkflowEventsService"]),
         .executable(name: "workflow-events", targets: ["WorkflowEventsTool"]),
         .executable(name: "workflow-events-benchmarks", targets: ["WorkflowEventsBenchmarks"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
+        .package(url: "https://github.com/apple/swift-distributed-tracing", from: "1.1.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
     ],
     targets: [
         .systemLibrary(
@@ -37,6 +41,17 @@ let package = Package(
             dependencies: [
                 "CRDKafka",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "WorkflowEventsService",
+            dependencies: [
+                "WorkflowEvents",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strictSettings
         ),
@@ -115,6 +130,12 @@ let package = Package(
             dependencies: [
                 "TestSupport",
                 "WorkflowEvents",
+                "WorkflowEventsService",
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 "WorkflowEventsTool",
                 "WorkflowEventsTesting",
                 .product(name: "Logging", package: "swift-log"),

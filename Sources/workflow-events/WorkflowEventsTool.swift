@@ -51,12 +51,12 @@ struct LoggingOptions: ParsableArguments {
         case trace, debug, info, notice, warning, error, critical
     }
 
-    @Option(help: "The least level of log lines written to stderr.")
-    var logLevel: Level = .warning
+    @Option(help: "The least level of log lines written to stderr (librdkafka's connection errors are errors).")
+    var logLevel: Level = .critical
 
     /// Sends every log line to stderr at the chosen level, and returns the tool's logger.
     func bootstrap(label: String) -> Logger {
-        let level = Logger.Level(rawValue: logLevel.rawValue) ?? .warning
+        let level = Logger.Level(rawValue: logLevel.rawValue) ?? .critical
         LoggingSystem.bootstrap { name in
             var handler = StreamLogHandler.standardError(label: name)
             handler.logLevel = level

@@ -51,6 +51,9 @@ extension WorkflowEventConsumer {
         /// How often `consumeEvents` calls a throwing handler again before the event is
         /// dead-lettered (or, without a ``deadLetterTopic``, logged and skipped).
         public var retryPolicy: RetryPolicy
+        /// How often librdkafka reports statistics, from which the lag gauges and
+        /// ``WorkflowEventConsumer/health`` are updated (`statistics.interval.ms`); nil: never.
+        public var statisticsInterval: Duration?
 
         /// Creates a configuration; every parameter has the seed guide's default.
         public init(
@@ -68,7 +71,8 @@ extension WorkflowEventConsumer {
             clientID: String = "swift-workflow-events",
             properties: [String: String] = [:],
             deadLetterTopic: String? = nil,
-            retryPolicy: RetryPolicy = .none
+            retryPolicy: RetryPolicy = .none,
+            statisticsInterval: Duration? = .seconds(5)
         ) {
             self.bootstrapServers = bootstrapServers
             self.groupID = groupID
@@ -85,6 +89,7 @@ extension WorkflowEventConsumer {
             self.properties = properties
             self.deadLetterTopic = deadLetterTopic
             self.retryPolicy = retryPolicy
+            self.statisticsInterval = statisticsInterval
         }
 
         /// The librdkafka properties this configuration stands for, in the order applied.
@@ -135,6 +140,9 @@ extension WorkflowEventConsumer {
                 // joined and never committed to.
                 result.append(("group.id", "swift-workflow-events.unjoined.\(UInt64.random(in: 0...UInt64.max))"))
                 result.append(("enable.auto.commit", "false"))
+            }
+            if let statisticsInterval {
+                result.append(("statistics.interval.ms", String(max(1, statisticsInterval.milliseconds))))
             }
             for key in properties.keys.sorted() {
                 result.append((key, properties[key]!))

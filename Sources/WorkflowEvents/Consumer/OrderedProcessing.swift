@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import Logging
+import CoreMetrics
 import Synchronization
 
 extension WorkflowEventConsumer {
@@ -48,7 +49,8 @@ extension WorkflowEventConsumer {
     ///   only the unbroken run of finished offsets of a partition is committed, so a crash
     ///   redelivers the unfinished events and loses nothing.
     /// - At most `limits.maxBufferedEvents` events are taken but not finished (and
-    ///   `maxBufferedEventsPerPartition` per partition), plus one fetch batch; beyond that
+    ///   `maxBufferedEventsPerPartition` per partition), plus the fetch batches in flight
+    ///   when a pause takes effect (up to two of `fetchBatchSize`); beyond that
     ///   the partitions are paused in librdkafka while polling goes on, so the group keeps a
     ///   member whose handlers are merely slow.
     /// - A handler that throws is retried under the configuration's `retryPolicy`, then
@@ -119,6 +121,14 @@ extension WorkflowEventConsumer {
 
     func count(_ field: WritableKeyPath<ConsumerStatistics, Int>, _ amount: Int) {
         counters[keyPath: field] += amount
+        switch field {
+        case \.eventsDelivered:
+            metrics.events.increment(by: amount)
+            lastEventTime = Date()
+        case \.invalidEvents: metrics.invalidEvents.increment(by: amount)
+        case \.handlerFailures: metrics.handlerFailures.increment(by: amount)
+        default: break
+        }
     }
 
     func notePeakInProcessing(_ count: Int) {
@@ -555,10 +565,17 @@ final class OrderedProcessor: @unchecked Sendable {
         delivered += 1
         // A task of its own: cancelling `process` must not cancel the handlers in flight,
         // which get the drain timeout to finish.
+        let message = WorkflowEventMessage(
+            event: event, topic: item.partition.topic, partition: item.partition.partition, offset: item.offset,
+            key: item.message.key, headers: item.message.headers, timestamp: nil)
+        let group = consumer.configuration.groupID
+        let metrics = consumer.metrics
         let task = Task.detached {
+            let started = ContinuousClock.now
             let outcome = await callWithRetries(policy, onRetry: { _, _ in await consumer.count(\.handlerRetries, 1) }) {
-                try await handler(event)
+                try await WorkflowEventConsumer.withEventSpan(message, group: group) { try await handler(event) }
             }
+            metrics.handlerDuration.record(since: started)
             mailbox.post(.finished(id: id, outcome: outcome))
         }
         running[id] = (item, task)

@@ -1,6 +1,8 @@
 import Foundation
 public import Logging
+import Metrics
 import Synchronization
+import Tracing
 
 /// Consumes workflow events from Kafka.
 ///
@@ -56,6 +58,12 @@ public actor WorkflowEventConsumer {
     /// Positions set by `seek` until a record of that partition is delivered.
     private var seekPositions: [TopicPartition: Int64] = [:]
     var counters = ConsumerStatistics()
+    let metrics: ConsumerMetrics
+    private let listeners = RebalanceListeners()
+    var lastEventTime: Date?
+    /// Partitions paused by ``pause(_:)``, and the messages already fetched for them.
+    private var userPaused: Set<TopicPartition> = []
+    private var heldWhilePaused: [TopicPartition: [RDKafkaMessage]] = [:]
     /// Whether `process(topics:...)` owns the reading: the other ways to read are refused.
     var isProcessing = false
 
@@ -88,7 +96,9 @@ public actor WorkflowEventConsumer {
         if let group = configuration.groupID { logger[metadataKey: "kafka.group"] = "\(group)" }
         self.configuration = configuration
         self.logger = logger
-        self.client = try RDKafkaConsumerClient(properties: configuration.librdkafkaProperties(), logger: logger)
+        self.metrics = ConsumerMetrics(group: configuration.groupID)
+        self.client = try RDKafkaConsumerClient(
+            properties: configuration.librdkafkaProperties(), logger: logger, metrics: metrics, listeners: listeners)
     }
 
     deinit {
@@ -152,18 +162,47 @@ public actor WorkflowEventConsumer {
         timeout: Duration? = nil,
         _ handler: (WorkflowEvent) async throws -> Void
     ) async throws -> Int {
+        try await handleEach(topics: topics, idle: timeout ?? configuration.consumerTimeout, stop: nil, handler)
+    }
+
+    /// Calls `handler` with each event of `topics` until ``stopServing()`` is called or the
+    /// calling task is cancelled (which closes the consumer): a service's main loop. The
+    /// event in hand finishes first; the consumer stays open for `close()`. Handler errors
+    /// follow the rules of ``consumeEvents(topics:timeout:_:)``.
+    ///
+    /// - Returns: How many events were passed to `handler`.
+    @discardableResult
+    nonisolated(nonsending) public func serve(
+        topics: [String],
+        _ handler: (WorkflowEvent) async throws -> Void
+    ) async throws -> Int {
+        try await handleEach(topics: topics, idle: nil, stop: serveStop, handler)
+    }
+
+    /// Ends ``serve(topics:_:)`` after the event in hand, from any thread.
+    public nonisolated func stopServing() {
+        serveStop.set()
+        client.wakeUp()
+    }
+
+    private let serveStop = StopFlag()
+
+    nonisolated(nonsending) private func handleEach(
+        topics: [String], idle: Duration?, stop: StopFlag?, _ handler: (WorkflowEvent) async throws -> Void
+    ) async throws -> Int {
         let reader = Self.makeReaderID()
-        let idle = timeout ?? configuration.consumerTimeout
         var handled = 0
-        while true {
-            guard let message = try await nextMessage(reader: reader, topics: topics, idle: idle, withCoordinates: true)
+        while stop?.isSet != true {
+            guard let message = try await nextMessage(reader: reader, topics: topics, idle: idle, withCoordinates: true, stop: stop)
             else { break }
+            let started = ContinuousClock.now
             let outcome = await callWithRetries(
                 configuration.retryPolicy,
                 onRetry: { error, failures in await recordHandlerRetry(error, message: message, failures: failures) }
             ) {
-                try await handler(message.event)
+                try await Self.withEventSpan(message, group: configuration.groupID) { try await handler(message.event) }
             }
+            metrics.handlerDuration.record(since: started)
             switch outcome {
             case .succeeded:
                 break
@@ -220,6 +259,8 @@ public actor WorkflowEventConsumer {
             try await fill(until: deadline)
         }
         counters.eventsDelivered += count
+        metrics.events.increment(by: count)
+        if count > 0 { lastEventTime = Date() }
         return records
     }
 
@@ -378,6 +419,48 @@ public actor WorkflowEventConsumer {
         }
     }
 
+    // MARK: - Operating
+
+    /// Assignment changes as they happen: assigned, revoked (delivered before the revoked
+    /// partitions' offsets are committed and they are handed over) and lost. Each call
+    /// gives a new stream; it ends when the consumer closes.
+    public nonisolated func rebalanceEvents() -> AsyncStream<RebalanceEvent> {
+        listeners.makeStream()
+    }
+
+    /// A cheap snapshot for a readiness probe: assigned partitions, the last event's time,
+    /// the lag from librdkafka's statistics, the last error.
+    public var health: ConsumerHealth {
+        let (assignment, lag, lastError) = client.context.state.withLock { ($0.assignment, $0.lag, $0.lastError) }
+        return ConsumerHealth(
+            assignedPartitions: assignment, lastEventTime: lastEventTime,
+            lagByPartition: lag.filter { assignment.contains($0.key) }, lastError: lastError, isClosed: lifecycle == .closed)
+    }
+
+    /// Stops delivering events of these partitions until ``resume(_:)``; the consumer keeps
+    /// its assignment and the group membership. Events already fetched for them wait.
+    public func pause(_ partitions: [TopicPartition]) throws {
+        try checkOpen("pause")
+        try checkNotProcessing("pause")
+        userPaused.formUnion(partitions)
+        client.setPaused(true, partitions)
+    }
+
+    /// Delivers the events of these paused partitions again, from where they stopped.
+    public func resume(_ partitions: [TopicPartition]) throws {
+        try checkOpen("resume")
+        try checkNotProcessing("resume")
+        var held: [RDKafkaMessage] = []
+        for partition in partitions where userPaused.remove(partition) != nil {
+            held += heldWhilePaused.removeValue(forKey: partition) ?? []
+        }
+        buffer.prepend(held)
+        client.setPaused(false, partitions)
+    }
+
+    /// The partitions paused by ``pause(_:)``.
+    public var pausedPartitions: Set<TopicPartition> { userPaused }
+
     // MARK: - Closing
 
     /// Whether ``close(timeout:)`` has finished.
@@ -418,12 +501,15 @@ public actor WorkflowEventConsumer {
         for (_, message) in inProcess { message.destroy() }
         inProcess = [:]
         buffer.destroyAll()
+        for (_, messages) in heldWhilePaused { for message in messages { message.destroy() } }
+        heldWhilePaused = [:]
         if let producer = deadLetterProducer {
             deadLetterProducer = nil
             await producer.close(timeout: .seconds(5))
         }
         await client.closeAndDestroy(timeout: timeout ?? configuration.closeTimeout)
         lifecycle = .closed
+        listeners.finishAll()
         logger.debug("consumer closed", metadata: ["duration": "\(ContinuousClock.now - started)"])
         for waiter in closeWaiters { waiter.resume() }
         closeWaiters = []
@@ -499,6 +585,7 @@ public actor WorkflowEventConsumer {
     /// then not stored either, and is read again).
     private func recordHandlerFailure(_ error: any Error, message: WorkflowEventMessage, reader: Int) async throws {
         counters.handlerFailures += 1
+        metrics.handlerFailures.increment()
         let deadLettering = configuration.deadLetterTopic != nil
         logger.info(
             deadLettering
@@ -572,6 +659,7 @@ public actor WorkflowEventConsumer {
                 operation: "dead-letter a message", isRetriable: true)
         }
         counters.deadLettered += 1
+        metrics.deadLettered.increment()
         logger.info(
             "sent a message to the dead-letter topic",
             metadata: Self.coordinates(record.topic, record.partition, record.offset)
@@ -612,7 +700,7 @@ public actor WorkflowEventConsumer {
     /// the first assignment for a new group member), the consumer is closed, or the task is
     /// cancelled (which closes the consumer).
     private func nextMessage(
-        reader: Int, topics: [String], idle: Duration?, withCoordinates: Bool
+        reader: Int, topics: [String], idle: Duration?, withCoordinates: Bool, stop: StopFlag? = nil
     ) async throws -> WorkflowEventMessage? {
         finishProcessing(reader: reader)
         if Task.isCancelled {
@@ -633,6 +721,13 @@ public actor WorkflowEventConsumer {
         while true {
             if let error = client.takeErrorToThrow() { throw error }
             while let message = buffer.popFirst() {
+                if !userPaused.isEmpty, !message.isError {
+                    let partition = TopicPartition(topic: message.topic, partition: message.partition)
+                    if userPaused.contains(partition) {
+                        heldWhilePaused[partition, default: []].append(message)
+                        continue
+                    }
+                }
                 if let delivered = try await deliver(message, reader: reader, withCoordinates: withCoordinates) {
                     return delivered
                 }
@@ -642,6 +737,7 @@ public actor WorkflowEventConsumer {
                 deadline = ContinuousClock.now.advanced(by: idle)
             }
             if !awaitingAssignment, let deadline, ContinuousClock.now >= deadline { return nil }
+            if stop?.isSet == true { return nil }
             if Task.isCancelled {
                 await close()
                 return nil
@@ -673,6 +769,7 @@ public actor WorkflowEventConsumer {
             event = try message.withValue { bytes throws(WorkflowEventValidationError) in try WorkflowEvent.decode(bytes) }
         } catch {
             counters.invalidEvents += 1
+            metrics.invalidEvents.increment()
             logger.info(
                 configuration.deadLetterTopic == nil
                     ? "skipped an invalid event" : "an invalid event goes to the dead-letter topic",
@@ -692,6 +789,8 @@ public actor WorkflowEventConsumer {
             return nil
         }
         counters.eventsDelivered += 1
+        metrics.events.increment()
+        lastEventTime = Date()
         inProcess[reader] = message
         if !seekPositions.isEmpty {
             seekPositions[TopicPartition(topic: message.topic, partition: message.partition)] = nil
@@ -728,7 +827,7 @@ public actor WorkflowEventConsumer {
         }
         if pausedForKeepAlive {
             pausedForKeepAlive = false
-            client.setPaused(false, client.assignment.sorted())
+            client.setPaused(false, client.assignment.subtracting(userPaused).sorted())
         }
         let maximum = configuration.fetchBatchSize
         lastFetch = .now

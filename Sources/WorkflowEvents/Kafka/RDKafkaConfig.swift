@@ -62,13 +62,14 @@ enum RDKafkaConfig {
         buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
     }
 
-    /// Routes one of librdkafka's log lines (syslog levels) into `logger`. Libraries log at
-    /// info or below: librdkafka's errors and warnings arrive as info.
+    /// Routes one of librdkafka's log lines into `logger`, its syslog level mapped to
+    /// swift-log's: 0-3 error, 4 warning, 5 notice, 6 info, 7 debug.
     static func forwardLog(
         _ logger: Logger, level: Int32, facility: UnsafePointer<CChar>?, message: UnsafePointer<CChar>
     ) {
         logger.log(
-            level: level <= 5 ? .info : .debug, "\(String(cString: message))",
+            level: level <= 3 ? .error : level == 4 ? .warning : level == 5 ? .notice : level == 6 ? .info : .debug,
+            "\(String(cString: message))",
             metadata: [
                 "librdkafka.facility": "\(facility.map { String(cString: $0) } ?? "")",
                 "librdkafka.level": "\(level)",

@@ -2,6 +2,7 @@ internal import CRDKafka
 import Dispatch
 import Foundation
 import Logging
+import Metrics
 import Synchronization
 
 // Everything the consumer does with librdkafka, and the only file that sees its consumer
@@ -25,13 +26,21 @@ final class RDKafkaCallbackContext: Sendable {
         /// Called (on librdkafka's thread) before partitions are revoked or lost, and
         /// returns once their owner is ready to hand them over.
         var revocationHook: (@Sendable (_ partitions: [TopicPartition], _ lost: Bool) -> Void)?
+        /// Per-partition lag from librdkafka's last statistics.
+        var lag: [TopicPartition: Int64] = [:]
+        /// The last error librdkafka reported.
+        var lastError: String?
     }
 
     let logger: Logger
+    let metrics: ConsumerMetrics
+    let listeners: RebalanceListeners
     let state = Mutex(State())
 
-    init(logger: Logger) {
+    init(logger: Logger, metrics: ConsumerMetrics, listeners: RebalanceListeners) {
         self.logger = logger
+        self.metrics = metrics
+        self.listeners = listeners
     }
 }
 
@@ -139,6 +148,14 @@ struct RDKafkaMessageBuffer {
     }
 
     /// Removes and returns the oldest message; the caller now owns it.
+    /// Puts messages back in front, in their order (events held while their partition
+    /// was paused).
+    mutating func prepend(_ earlier: [RDKafkaMessage]) {
+        guard !earlier.isEmpty else { return }
+        messages = earlier + messages[head...]
+        head = 0
+    }
+
     mutating func popFirst() -> RDKafkaMessage? {
         guard head < messages.count else { return nil }
         let message = messages[head]
@@ -254,11 +271,15 @@ private let rebalanceCallback: @convention(c) (
             state.generation += 1
             state.rebalances += 1
         }
+        context.metrics.rebalances.increment()
+        context.listeners.yield(RebalanceEvent(kind: .assigned, partitions: changed.sorted()))
         context.logger.debug(
             "partitions assigned",
             metadata: ["kafka.partitions": "\(changed.sorted().map(\.description).joined(separator: ","))"])
     case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
         let lost = rd_kafka_assignment_lost(handle) != 0
+        context.metrics.rebalances.increment()
+        context.listeners.yield(RebalanceEvent(kind: lost ? .lost : .revoked, partitions: changed.sorted()))
         if let hook = context.state.withLock({ $0.revocationHook }) {
             hook(changed, lost)
         }
@@ -307,10 +328,36 @@ private let errorCallback: @convention(c) (OpaquePointer?, Int32, UnsafePointer<
     } else {
         error = KafkaError(err, operation: "consume", message: reason.map { String(cString: $0) })
     }
-    if error.isFatal {
-        context.state.withLock { $0.errorsToThrow.append(error) }
+    context.state.withLock { state in
+        state.lastError = error.description
+        if error.isFatal { state.errorsToThrow.append(error) }
     }
     context.logger.info("librdkafka reported an error", metadata: ["error": "\(error)"])
+}
+
+private let offsetCommitCallback: @convention(c) (
+    OpaquePointer?, rd_kafka_resp_err_t, UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?, UnsafeMutableRawPointer?
+) -> Void = { _, err, _, opaque in
+    guard let opaque else { return }
+    let context = Unmanaged<RDKafkaCallbackContext>.fromOpaque(opaque).takeUnretainedValue()
+    if err == RD_KAFKA_RESP_ERR_NO_ERROR {
+        context.metrics.commits.increment()
+    } else if err != RD_KAFKA_RESP_ERR__NO_OFFSET {
+        context.metrics.commitFailures.increment()
+        let error = KafkaError(err, operation: "commit")
+        context.state.withLock { $0.lastError = error.description }
+    }
+}
+
+private let statisticsCallback: @convention(c) (OpaquePointer?, UnsafeMutablePointer<CChar>?, Int, UnsafeMutableRawPointer?) -> Int32 = {
+    _, json, length, opaque in
+    guard let json, let opaque else { return 0 }
+    let context = Unmanaged<RDKafkaCallbackContext>.fromOpaque(opaque).takeUnretainedValue()
+    if let lag = consumerLag(fromStatistics: UnsafeRawBufferPointer(start: json, count: length)) {
+        context.state.withLock { $0.lag = lag }
+        context.metrics.recordLag(lag)
+    }
+    return 0  // librdkafka frees the JSON
 }
 
 // MARK: - The client
@@ -331,8 +378,8 @@ final class RDKafkaConsumerClient: @unchecked Sendable {
     /// touches a destroyed queue.
     private let isDestroyed = Mutex(false)
 
-    init(properties: [(String, String)], logger: Logger) throws {
-        let context = RDKafkaCallbackContext(logger: logger)
+    init(properties: [(String, String)], logger: Logger, metrics: ConsumerMetrics, listeners: RebalanceListeners) throws {
+        let context = RDKafkaCallbackContext(logger: logger, metrics: metrics, listeners: listeners)
         let retained = Unmanaged.passRetained(context)
         do {
             handle = try RDKafkaConfig.withConfiguration(properties) { conf in
@@ -340,6 +387,8 @@ final class RDKafkaConsumerClient: @unchecked Sendable {
                 rd_kafka_conf_set_rebalance_cb(conf, rebalanceCallback)
                 rd_kafka_conf_set_log_cb(conf, logCallback)
                 rd_kafka_conf_set_error_cb(conf, errorCallback)
+                rd_kafka_conf_set_offset_commit_cb(conf, offsetCommitCallback)
+                rd_kafka_conf_set_stats_cb(conf, statisticsCallback)
                 var errorText = [CChar](repeating: 0, count: 512)
                 guard let handle = rd_kafka_new(RD_KAFKA_CONSUMER, conf, &errorText, errorText.count) else {
                     throw WorkflowEventsError(

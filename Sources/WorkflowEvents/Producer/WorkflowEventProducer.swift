@@ -1,4 +1,5 @@
 public import Logging
+import Tracing
 
 /// Writes workflow events to Kafka in the contract form, keyed by `workflowID` so that one
 /// workflow's events stay in order on one partition.
@@ -86,7 +87,9 @@ public actor WorkflowEventProducer {
         ]
     }
 
-    /// Sends one event and waits for the broker to store it.
+    /// Sends one event and waits for the broker to store it. The current trace context
+    /// (`ServiceContext.current`) goes with it in the headers, through the bootstrapped
+    /// instrument.
     ///
     /// - Parameter headers: sent after the contract's `content-type` and `event-type`
     ///   (a `traceparent`, for example).
@@ -148,9 +151,13 @@ public actor WorkflowEventProducer {
         } catch {
             throw WorkflowEventsError(.invalidEvent, "event \(event.eventID) cannot be sent: \(error)")
         }
+        var allHeaders = Self.headers(for: event) + headers
+        // The current trace continues in the consumer (`traceparent` with W3C propagation).
+        if let context = ServiceContext.current {
+            InstrumentationSystem.instrument.inject(context, into: &allHeaders, using: KafkaHeaderInjector())
+        }
         return try await enqueueRecord(
-            topic: topic, partition: nil, key: Array(event.workflowID.utf8), value: value,
-            headers: Self.headers(for: event) + headers)
+            topic: topic, partition: nil, key: Array(event.workflowID.utf8), value: value, headers: allHeaders)
     }
 
     /// Hands a message to librdkafka, waiting while its queue is full.

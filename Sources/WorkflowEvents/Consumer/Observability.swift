@@ -1,0 +1,194 @@
+public import Foundation
+import Metrics
+import Synchronization
+import Tracing
+
+// MARK: - Metrics
+
+/// The consumer's swift-metrics instruments, each with a `group` dimension (`none` without
+/// a group). The names are listed in the README's "Operating it".
+final class ConsumerMetrics: Sendable {
+    let events: Counter
+    let invalidEvents: Counter
+    let handlerFailures: Counter
+    let deadLettered: Counter
+    let commits: Counter
+    let commitFailures: Counter
+    let rebalances: Counter
+    let handlerDuration: Metrics.Timer
+    let totalLag: Gauge
+    private let group: String
+    private let partitionLag = Mutex<[TopicPartition: Gauge]>([:])
+
+    init(group: String?) {
+        let group = group ?? "none"
+        let dimensions = [("group", group)]
+        self.group = group
+        events = Counter(label: "workflow_events_consumer_events_total", dimensions: dimensions)
+        invalidEvents = Counter(label: "workflow_events_consumer_invalid_events_total", dimensions: dimensions)
+        handlerFailures = Counter(label: "workflow_events_consumer_handler_failures_total", dimensions: dimensions)
+        deadLettered = Counter(label: "workflow_events_consumer_dead_lettered_total", dimensions: dimensions)
+        commits = Counter(label: "workflow_events_consumer_commits_total", dimensions: dimensions)
+        commitFailures = Counter(label: "workflow_events_consumer_commit_failures_total", dimensions: dimensions)
+        rebalances = Counter(label: "workflow_events_consumer_rebalances_total", dimensions: dimensions)
+        handlerDuration = Metrics.Timer(label: "workflow_events_consumer_handler_duration", dimensions: dimensions)
+        totalLag = Gauge(label: "workflow_events_consumer_lag_total", dimensions: dimensions)
+    }
+
+    /// Sets the lag gauges from librdkafka's statistics.
+    func recordLag(_ lag: [TopicPartition: Int64]) {
+        partitionLag.withLock { gauges in
+            for (partition, value) in lag {
+                let gauge =
+                    gauges[partition]
+                    ?? Gauge(
+                        label: "workflow_events_consumer_lag",
+                        dimensions: [("group", group), ("topic", partition.topic), ("partition", String(partition.partition))])
+                gauges[partition] = gauge
+                gauge.record(value)
+            }
+        }
+        totalLag.record(lag.values.reduce(0, +))
+    }
+}
+
+extension Metrics.Timer {
+    /// Records the time elapsed since `start`.
+    func record(since start: ContinuousClock.Instant) {
+        let (seconds, attoseconds) = (ContinuousClock.now - start).components
+        recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+}
+
+/// Reads the per-partition consumer lag out of librdkafka's statistics JSON
+/// (`topics.<name>.partitions.<id>.consumer_lag`; -1 and the internal partition -1 skipped).
+func consumerLag(fromStatistics json: UnsafeRawBufferPointer) -> [TopicPartition: Int64]? {
+    guard let root = try? JSONValue(parsingJSON: Array(json)), case .object(let topics)? = root["topics"] else { return nil }
+    var lag: [TopicPartition: Int64] = [:]
+    for (topic, value) in topics {
+        guard case .object(let partitions)? = value["partitions"] else { continue }
+        for (key, partition) in partitions {
+            guard let id = Int32(key), id >= 0, let consumerLag = partition["consumer_lag"]?.intValue, consumerLag >= 0 else {
+                continue
+            }
+            lag[TopicPartition(topic: topic, partition: id)] = consumerLag
+        }
+    }
+    return lag
+}
+
+// MARK: - Rebalances and health
+
+/// A change of the partitions assigned to a consumer.
+public struct RebalanceEvent: Sendable, Hashable {
+    /// What happened to the partitions.
+    public enum Kind: String, Sendable, Hashable {
+        /// The group gave these partitions to this consumer.
+        case assigned
+        /// The group is taking these partitions away; delivered before their offsets are
+        /// committed and they are handed over.
+        case revoked
+        /// The partitions were lost (the member was expelled): their offsets cannot be
+        /// committed any more, and another member may already own them.
+        case lost
+    }
+
+    /// What happened.
+    public var kind: Kind
+    /// The partitions concerned (with cooperative-sticky assignment, only those that move).
+    public var partitions: [TopicPartition]
+    /// When librdkafka reported it.
+    public var time: Date
+
+    /// An event, for tests.
+    public init(kind: Kind, partitions: [TopicPartition], time: Date = Date()) {
+        self.kind = kind
+        self.partitions = partitions
+        self.time = time
+    }
+}
+
+/// Listeners of a consumer's rebalance events.
+final class RebalanceListeners: Sendable {
+    private let continuations = Mutex<[Int: AsyncStream<RebalanceEvent>.Continuation]>([:])
+    private let nextID = Atomic<Int>(0)
+
+    func makeStream() -> AsyncStream<RebalanceEvent> {
+        let (stream, continuation) = AsyncStream.makeStream(of: RebalanceEvent.self)
+        let id = nextID.add(1, ordering: .relaxed).newValue
+        continuation.onTermination = { [weak self] _ in
+            self?.continuations.withLock { _ = $0.removeValue(forKey: id) }
+        }
+        continuations.withLock { $0[id] = continuation }
+        return stream
+    }
+
+    func yield(_ event: RebalanceEvent) {
+        for continuation in continuations.withLock({ Array($0.values) }) { continuation.yield(event) }
+    }
+
+    func finishAll() {
+        for continuation in continuations.withLock({ Array($0.values) }) { continuation.finish() }
+    }
+}
+
+/// A cheap snapshot for a readiness probe.
+public struct ConsumerHealth: Sendable, Hashable {
+    /// The partitions this consumer reads now.
+    public var assignedPartitions: Set<TopicPartition>
+    /// When the last event was handed to the application.
+    public var lastEventTime: Date?
+    /// Records the consumer has still to read, per partition, from librdkafka's last
+    /// statistics (every `statisticsInterval`); empty before the first.
+    public var lagByPartition: [TopicPartition: Int64]
+    /// The last error librdkafka or a read reported, in one sentence.
+    public var lastError: String?
+    /// Whether the consumer is closed.
+    public var isClosed: Bool
+
+    /// The sum of `lagByPartition`; nil before the first statistics.
+    public var lag: Int64? { lagByPartition.isEmpty ? nil : lagByPartition.values.reduce(0, +) }
+
+    /// Open and, with a group, assigned at least one partition.
+    public var isReady: Bool { !isClosed && !assignedPartitions.isEmpty }
+}
+
+// MARK: - Tracing
+
+/// Reads trace context out of Kafka headers.
+struct KafkaHeaderExtractor: Extractor {
+    func extract(key: String, from carrier: [KafkaHeader]) -> String? { carrier.string(key) }
+}
+
+/// Writes trace context into Kafka headers.
+struct KafkaHeaderInjector: Injector {
+    func inject(_ value: String, forKey key: String, into carrier: inout [KafkaHeader]) {
+        carrier.removeAll { $0.name == key }
+        carrier.append(KafkaHeader(name: key, string: value))
+    }
+}
+
+extension WorkflowEventConsumer {
+    /// Runs `body` in a consumer span named after the event type, continuing the trace its
+    /// headers carry (`traceparent` with W3C propagation), with OpenTelemetry's messaging
+    /// attributes.
+    nonisolated(nonsending) static func withEventSpan<T>(
+        _ message: WorkflowEventMessage, group: String?, _ body: () async throws -> T
+    ) async throws -> T {
+        var context = ServiceContext.topLevel
+        InstrumentationSystem.instrument.extract(message.headers, into: &context, using: KafkaHeaderExtractor())
+        return try await withSpan(message.event.eventType.rawValue, context: context, ofKind: .consumer) { span in
+            span.attributes["messaging.system"] = "kafka"
+            span.attributes["messaging.operation.type"] = "process"
+            span.attributes["messaging.destination.name"] = message.topic
+            span.attributes["messaging.destination.partition.id"] = String(message.partition)
+            span.attributes["messaging.kafka.offset"] = Int(message.offset)
+            span.attributes["messaging.message.id"] = message.event.eventID.uuidString.lowercased()
+            if let key = message.key.flatMap({ String(validating: $0, as: UTF8.self) }) {
+                span.attributes["messaging.kafka.message.key"] = key
+            }
+            if let group { span.attributes["messaging.consumer.group.name"] = group }
+            return try await body()
+        }
+    }
+}

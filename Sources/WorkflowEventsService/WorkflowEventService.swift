@@ -1,0 +1,76 @@
+public import Logging
+public import ServiceLifecycle
+public import WorkflowEvents
+
+/// A workflow-event consumer as a swift-service-lifecycle `Service`.
+///
+/// In a `ServiceGroup`, graceful shutdown (SIGTERM, when the group lists it) lets the event
+/// in hand finish, commits, leaves the group and returns from `run()`; cancellation does
+/// the same without waiting for the handler. A handler that throws is retried, logged,
+/// counted and dead-lettered as the configuration says, and the next event follows.
+///
+///     let service = WorkflowEventService(configuration: configuration, topics: ["workflow-events"], logger: logger) { event in
+///         try await handle(event)
+///     }
+///     let group = ServiceGroup(services: [service], gracefulShutdownSignals: [.sigterm], logger: logger)
+///     try await group.run()
+public struct WorkflowEventService: Service {
+    /// The consumer the service reads with: read its ``WorkflowEventConsumer/health`` or
+    /// ``WorkflowEventConsumer/lag()`` from elsewhere.
+    public let consumer: WorkflowEventConsumer
+    private let topics: [String]
+    private let maxConcurrency: Int?
+    private let handler: @Sendable (WorkflowEvent) async throws -> Void
+
+    /// A service that calls `handler` with each event of `topics`, one at a time.
+    public init(
+        configuration: WorkflowEventConsumer.Configuration, topics: [String],
+        logger: Logger = Logger(label: "workflow-events.service"),
+        handler: @escaping @Sendable (WorkflowEvent) async throws -> Void
+    ) throws {
+        self.consumer = try WorkflowEventConsumer(configuration: configuration, logger: logger)
+        self.topics = topics
+        self.maxConcurrency = nil
+        self.handler = handler
+    }
+
+    /// A service that handles events concurrently with
+    /// ``WorkflowEventConsumer/process(topics:maxConcurrency:orderingKey:limits:_:)``: up to
+    /// `maxConcurrency` at once, each workflow's events in order.
+    public init(
+        configuration: WorkflowEventConsumer.Configuration, topics: [String], maxConcurrency: Int,
+        logger: Logger = Logger(label: "workflow-events.service"),
+        handler: @escaping @Sendable (WorkflowEvent) async throws -> Void
+    ) throws {
+        self.consumer = try WorkflowEventConsumer(configuration: configuration, logger: logger)
+        self.topics = topics
+        self.maxConcurrency = maxConcurrency
+        self.handler = handler
+    }
+
+    /// Reads until graceful shutdown or cancellation, then commits, leaves the group and
+    /// closes the consumer.
+    public func run() async throws {
+        let consumer = self.consumer
+        let topics = self.topics
+        let handler = self.handler
+        if let maxConcurrency {
+            // process() drains on cancellation: graceful shutdown cancels it.
+            try await cancelWhenGracefulShutdown {
+                try await consumer.process(topics: topics, maxConcurrency: maxConcurrency, handler)
+            }
+            return
+        }
+        do {
+            _ = try await withGracefulShutdownHandler {
+                try await consumer.serve(topics: topics, handler)
+            } onGracefulShutdown: {
+                consumer.stopServing()
+            }
+        } catch {
+            await consumer.close()
+            throw error
+        }
+        await consumer.close()
+    }
+}
