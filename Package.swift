@@ -29,6 +29,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
         .package(url: "https://github.com/apple/swift-distributed-tracing", from: "1.1.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
     ],
     targets: [
         .systemLibrary(
@@ -140,7 +141,7 @@ let package = Package(
                 "WorkflowEventsTesting",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "InMemoryLogging", package: "swift-log"),
-            ] + examples.map { .target(name: $0) },
+            ] + (examples + ["ServiceGroup"]).map { .target(name: $0) },
             swiftSettings: strictSettings
         ),
     ]
@@ -149,4 +150,17 @@ let package = Package(
                 name: name, dependencies: ["ExampleSupport", "WorkflowEvents"], path: "Examples/\(name)",
                 swiftSettings: strictSettings)
         }
+        + [
+            .executableTarget(
+                name: "ServiceGroup",
+                dependencies: [
+                    "ExampleSupport", "WorkflowEvents", "WorkflowEventsService",
+                    .product(name: "Logging", package: "swift-log"),
+                    .product(name: "Metrics", package: "swift-metrics"),
+                    .product(name: "Prometheus", package: "swift-prometheus"),
+                    .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                    .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                ],
+                path: "Examples/ServiceGroup", swiftSettings: strictSettings)
+        ]
 )

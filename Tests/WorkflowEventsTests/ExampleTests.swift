@@ -76,6 +76,20 @@ struct ExampleTests {
         }
     }
 
+    @Test("ServiceGroup: SIGTERM shuts the service down gracefully; the metrics show what it did")
+    func serviceGroup() async throws {
+        let example = try ChildProcess("ServiceGroup", [])
+        defer { if example.process.isRunning { example.signal(SIGKILL) } }
+        try await waitUntil("all 30 sample events handled", timeout: .seconds(60)) { example.stdout.contains("handled 30: ") }
+        example.signal(SIGTERM)
+        let output = try await example.wait(timeout: .seconds(30))
+        #expect(output.status == 0, "stderr: \(output.stderr)")
+        #expect(output.stdout.contains("stopped: consumer closed true"))
+        #expect(output.stdout.contains("workflow_events_consumer_events_total{group=\"notifier\"} 30"))
+        #expect(output.stdout.contains("workflow_events_consumer_handler_duration_count{group=\"notifier\"} 30"))
+        #expect(output.stdout.contains("workflow_events_consumer_rebalances_total{group=\"notifier\"}"))
+    }
+
     @Test("GracefulShutdown: SIGTERM ends the loop, the processed events are committed and the group is left")
     func gracefulShutdown() async throws {
         let example = try ChildProcess("GracefulShutdown", [])
