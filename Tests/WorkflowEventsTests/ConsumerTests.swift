@@ -321,7 +321,8 @@ struct ConsumerTests {
             #expect(error.message.contains("127.0.0.1:1"))
             #expect(error.isRetriable)
         }
-        #expect(ContinuousClock.now - started < .seconds(6))
+        // Bounded, not hanging: the timeout is 2 s; a loaded machine may take a few more.
+        #expect(ContinuousClock.now - started < .seconds(20))
         await consumer.close()
     }
 
