@@ -219,6 +219,12 @@ struct ObservabilityTests {
         #expect(health.assignedPartitions.count == 2)
         #expect(health.lastEventTime! >= started)
         #expect(health.lastError == nil)
+        // lag(): per assigned partition, committed and end offsets, as the broker says.
+        try await consumer.commit()
+        let lag = try await consumer.lag()
+        #expect(Set(lag.map(\.partition)) == health.assignedPartitions)
+        #expect(lag.allSatisfy { $0.committedOffset == $0.endOffset && $0.lag == 0 }, "\(lag)")
+        #expect(lag.reduce(0) { $0 + $1.endOffset } == 30)
         reading.cancel()
         _ = await reading.result
         try await waitUntil("closed", timeout: .seconds(5)) { await consumer.health.isClosed }
