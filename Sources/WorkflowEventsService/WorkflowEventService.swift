@@ -22,23 +22,12 @@ public struct WorkflowEventService: Service {
     private let maxConcurrency: Int?
     private let handler: @Sendable (WorkflowEvent) async throws -> Void
 
-    /// A service that calls `handler` with each event of `topics`, one at a time.
+    /// A service that calls `handler` with each event of `topics`: one at a time, or, with
+    /// `maxConcurrency`, through
+    /// ``WorkflowEventConsumer/process(topics:maxConcurrency:orderingKey:limits:_:)`` (up to
+    /// that many at once, each workflow's events in order).
     public init(
-        configuration: WorkflowEventConsumer.Configuration, topics: [String],
-        logger: Logger = Logger(label: "workflow-events.service"),
-        handler: @escaping @Sendable (WorkflowEvent) async throws -> Void
-    ) throws {
-        self.consumer = try WorkflowEventConsumer(configuration: configuration, logger: logger)
-        self.topics = topics
-        self.maxConcurrency = nil
-        self.handler = handler
-    }
-
-    /// A service that handles events concurrently with
-    /// ``WorkflowEventConsumer/process(topics:maxConcurrency:orderingKey:limits:_:)``: up to
-    /// `maxConcurrency` at once, each workflow's events in order.
-    public init(
-        configuration: WorkflowEventConsumer.Configuration, topics: [String], maxConcurrency: Int,
+        configuration: WorkflowEventConsumer.Configuration, topics: [String], maxConcurrency: Int? = nil,
         logger: Logger = Logger(label: "workflow-events.service"),
         handler: @escaping @Sendable (WorkflowEvent) async throws -> Void
     ) throws {
