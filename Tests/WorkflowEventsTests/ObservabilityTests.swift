@@ -65,6 +65,31 @@ struct ObservabilityTests {
         #expect(committed == Int64(handled.finished), "committed \(committed), handled \(handled.finished)")
     }
 
+    @Test("a concurrent service drains its handlers on graceful shutdown and commits no further than they finished")
+    func concurrentServiceGracefulShutdown() async throws {
+        let fixture = try await makeFixture(partitions: 3, events: 300)
+        defer { fixture.cluster.shutdown() }
+        let handled = Handled()
+        let configuration = groupConfiguration(fixture.cluster, group: "concurrent-service")
+        let service = try WorkflowEventService(configuration: configuration, topics: [fixture.topic], maxConcurrency: 4) { _ in
+            handled.start()
+            try? await Task.sleep(for: .milliseconds(30))
+            handled.finish()
+        }
+        var logger = Logger(label: "service-test")
+        logger.logLevel = .critical
+        let group = ServiceGroup(services: [service], gracefulShutdownSignals: [], logger: logger)
+        let running = Task { try await group.run() }
+        try await waitUntil("events handled", timeout: .seconds(30)) { handled.finished >= 20 }
+        await group.triggerGracefulShutdown()
+        try await running.value
+        #expect(await service.consumer.isClosed)
+        #expect(handled.started == handled.finished, "a handler in flight was abandoned")
+        let lag = try await withWorkflowEventConsumer(configuration: configuration) { try await $0.lag(topics: [fixture.topic]) }
+        let committed = lag.reduce(0) { $0 + ($1.committedOffset ?? 0) }
+        #expect(committed > 0 && committed <= Int64(handled.finished), "committed \(committed), finished \(handled.finished)")
+    }
+
     @Test("metrics: events, invalid events, handler failures, dead letters, commits, rebalances, handler time and lag")
     func metrics() async throws {
         let metrics = Observed.metrics
