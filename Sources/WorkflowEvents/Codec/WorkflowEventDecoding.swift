@@ -340,8 +340,8 @@ struct JSONReader {
             }
         }
         let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
-        guard let value = Double(text) else {
-            throw error(.invalidJSON, field, "number \(text) cannot be represented", at: start)
+        guard let value = Double(text), value.isFinite else {
+            throw error(.invalidJSON, field, "number \(text.prefix(64)) is out of range", at: start)
         }
         return .double(value)
     }
@@ -547,8 +547,9 @@ struct JSONReader {
                 }
                 schemaVersion = small
             case .unknown:
-                // Named in an error, so that a broken unknown field is found at once.
-                let name = (try? reader.makeString(key, nil)).map { String($0.prefix(64)) }
+                // Its name is checked too (a key that is not UTF-8 breaks the contract), and
+                // named in an error, so that a broken unknown field is found at once.
+                let name = String(try reader.makeString(key, nil).prefix(64))
                 _ = try reader.readValue(depth: 1, field: name)
             }
         }
