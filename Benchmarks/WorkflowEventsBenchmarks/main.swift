@@ -201,6 +201,88 @@ nonisolated func orderedLoop(bootstrap: String, topic: String, count: Int, concu
     return Double(count) / seconds(clock.span!)
 }
 
+/// Nanoseconds of a clock every thread of this process shares.
+func monotonicNanoseconds() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+
+/// Produces `count` events at `rate` per second with a raw librdkafka producer (linger 1 ms),
+/// each carrying its send time in `metadata["sent_ns"]`; runs on a thread of its own.
+func paceProducer(bootstrap: String, topic: String, count: Int, rate: Int) -> Thread {
+    let thread = Thread {
+        let conf = rd_kafka_conf_new()
+        var errorText = [CChar](repeating: 0, count: 512)
+        for (key, value) in [("bootstrap.servers", bootstrap), ("linger.ms", "1"), ("log_level", "3")] {
+            _ = rd_kafka_conf_set(conf, key, value, &errorText, errorText.count)
+        }
+        let handle = rd_kafka_new(RD_KAFKA_PRODUCER, conf, &errorText, errorText.count)!
+        let topicHandle = rd_kafka_topic_new(handle, topic, nil)
+        var generator = SampleEvents.Generator(seed: 11)
+        let start = monotonicNanoseconds()
+        let interval = 1_000_000_000 / UInt64(rate)
+        for sequence in 0..<count {
+            let due = start + UInt64(sequence) * interval
+            while monotonicNanoseconds() < due { rd_kafka_poll(handle, 0) }
+            var event = generator.next(sequence: sequence)
+            event.metadata["sent_ns"] = String(monotonicNanoseconds())
+            var bytes = (try? event.jsonBytes()) ?? []
+            let key = Array(event.workflowID.utf8)
+            _ = bytes.withUnsafeMutableBytes { value in
+                key.withUnsafeBytes { keyBytes in
+                    rd_kafka_produce(
+                        topicHandle, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, value.baseAddress, value.count,
+                        keyBytes.baseAddress, keyBytes.count, nil)
+                }
+            }
+        }
+        _ = rd_kafka_flush(handle, 10_000)
+        rd_kafka_topic_destroy(topicHandle)
+        rd_kafka_destroy(handle)
+    }
+    thread.start()
+    return thread
+}
+
+/// Produce-to-handler latency of the stream at a steady `rate`: p50, p99, p99.9 in ms.
+nonisolated func latency(bootstrap: String, topic: String, count: Int, rate: Int) async throws -> (Double, Double, Double) {
+    var configuration = consumerConfiguration(bootstrap)
+    // The mock broker answers a fetch that waits for data only at its deadline (a real broker
+    // answers when data arrives): keep the deadline short.
+    configuration.properties["fetch.wait.max.ms"] = "5"
+    let consumer = try WorkflowEventConsumer(configuration: configuration)
+    try await consumer.subscribe([topic])
+    // Ready before the first event is sent: assigned, and the fetcher waiting.
+    _ = try await consumer.position(TopicPartition(topic: topic, partition: 0))
+    _ = paceProducer(bootstrap: bootstrap, topic: topic, count: count, rate: rate)
+    var samples: [Double] = []
+    samples.reserveCapacity(count)
+    for try await event in consumer.events(topics: [topic]) {
+        let sent = UInt64(event.metadata["sent_ns"] ?? "") ?? 0
+        samples.append(Double(monotonicNanoseconds() - sent) / 1_000_000)
+        if samples.count == count { break }
+    }
+    await consumer.close()
+    samples.sort()
+    func percentile(_ p: Double) -> Double { samples[min(samples.count - 1, Int(Double(samples.count) * p))] }
+    return (percentile(0.50), percentile(0.99), percentile(0.999))
+}
+
+/// Time from cancelling the task that iterates to the consumer closed (committed, group left).
+nonisolated func shutdown(bootstrap: String, topic: String) async throws -> Double {
+    var configuration = consumerConfiguration(bootstrap)
+    configuration.groupID = "bench-shutdown-\(UUID())"
+    let consumer = try WorkflowEventConsumer(configuration: configuration)
+    let reading = Task {
+        var count = 0
+        for try await _ in consumer.events(topics: [topic]) { count += 1 }
+        return count
+    }
+    while await consumer.statistics.eventsDelivered < 1_000 { try await Task.sleep(for: .milliseconds(5)) }
+    let cancelled = ContinuousClock.now
+    reading.cancel()
+    _ = await reading.result
+    while await !consumer.isClosed { try await Task.sleep(for: .microseconds(200)) }
+    return seconds(ContinuousClock.now - cancelled) * 1000
+}
+
 nonisolated func run(_ options: Options) async throws {
     let cluster = try MockKafkaCluster()
     defer { cluster.shutdown() }
@@ -246,6 +328,30 @@ nonisolated func run(_ options: Options) async throws {
     row("stream: for try await events()", stream)
     row("callback: consumeEvents", callback)
     row("poll(500) + event()", poll)
+
+    // Latency at a steady 10,000 events/s, and shutdown.
+    let latencyTopic = "bench-latency"
+    try cluster.createTopic(latencyTopic, partitions: 1)
+    var p50: [Double] = []
+    var p99: [Double] = []
+    var p999: [Double] = []
+    var shutdowns: [Double] = []
+    for repetition in 0..<options.repetitions {
+        let topicName = "\(latencyTopic)-\(repetition)"
+        try cluster.createTopic(topicName, partitions: 1)
+        let (a, b, c) = try await latency(bootstrap: cluster.bootstrapServers, topic: topicName, count: 20_000, rate: 10_000)
+        p50.append(a)
+        p99.append(b)
+        p999.append(c)
+        shutdowns.append(try await shutdown(bootstrap: cluster.bootstrapServers, topic: topic))
+    }
+    print("")
+    print("| stream latency at 10,000 events/s (produce to loop body; fetch.wait.max.ms 5) | ms |")
+    print("| --- | --- |")
+    print(String(format: "| p50 | %.2f |", median(p50)))
+    print(String(format: "| p99 | %.2f |", median(p99)))
+    print(String(format: "| p99.9 | %.2f |", median(p999)))
+    print(String(format: "| shutdown: cancel to closed, with a group | %.1f |", median(shutdowns)))
 
     // Ordered concurrent processing: what concurrency buys a handler that waits 10 ms.
     let orderedTopic = "bench-ordered"

@@ -421,11 +421,18 @@ final class RDKafkaConsumerClient: @unchecked Sendable {
         consumeBatch(timeoutMilliseconds: 0, maximum: maximum)
     }
 
-    /// Waits up to `timeout` on the poll queue for messages. `wakeUp()` ends the wait early.
+    /// Waits up to `timeout` on the poll queue for a message, then takes the others already
+    /// waiting, up to `maximum` in all. `wakeUp()` ends the wait early.
+    ///
+    /// (librdkafka's batch call would wait for the whole batch or the timeout, holding back
+    /// the first message of a quiet topic for up to the timeout.)
     func fetch(timeout: Duration, maximum: Int) async -> [RDKafkaMessage] {
         let milliseconds = timeout.milliseconds
         return await onQueue(pollQueue) { [self] in
-            consumeBatch(timeoutMilliseconds: milliseconds, maximum: maximum)
+            guard let first = rd_kafka_consume_queue(queue, milliseconds) else { return [] }
+            var result = [RDKafkaMessage(pointer: first)]
+            if maximum > 1 { result += consumeBatch(timeoutMilliseconds: 0, maximum: maximum - 1) }
+            return result
         }
     }
 
