@@ -175,6 +175,9 @@ extension WorkflowEventConsumer {
     nonisolated(nonsending) static func withEventSpan<T>(
         _ message: WorkflowEventMessage, group: String?, _ body: () async throws -> T
     ) async throws -> T {
+        // Without a tracer bootstrapped, a span would cost a task-local binding per event
+        // for nothing.
+        if InstrumentationSystem.tracer is NoOpTracer { return try await body() }
         var context = ServiceContext.topLevel
         InstrumentationSystem.instrument.extract(message.headers, into: &context, using: KafkaHeaderExtractor())
         return try await withSpan(message.event.eventType.rawValue, context: context, ofKind: .consumer) { span in
