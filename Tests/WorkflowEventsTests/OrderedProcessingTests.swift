@@ -153,9 +153,16 @@ struct OrderedProcessingTests {
             var unbrokenEnd: Int64 = 0
             while done.contains(unbrokenEnd) { unbrokenEnd += 1 }
             #expect(unbrokenEnd > 0, "\(partition): the first member had finished nothing there")
-            #expect(startOfSecond[partition] == unbrokenEnd, "\(partition): finished up to \(unbrokenEnd), the new owner started at \(startOfSecond[partition] ?? -1)")
-            if startOfSecond[partition] == unbrokenEnd { exact += 1 }
+            // Never past the finished run: what the first member did not finish is read again.
+            let start = try #require(startOfSecond[partition])
+            #expect(start <= unbrokenEnd, "\(partition): finished up to \(unbrokenEnd), the new owner started at \(start)")
+            if start == unbrokenEnd { exact += 1 }
         }
+        // Exactly after it when the broker accepted the hand-over commit. librdkafka 2.0.2's
+        // mock refuses commits while a group rebalances, which a loaded machine sometimes
+        // makes coincide with the revocation; then the new owner starts at the last commit.
+        let refused = await first.statistics.commitFailures
+        #expect(exact == moved.count || refused > 0, "exact on \(exact) of \(moved.count) partitions, and no commit was refused")
         print("revocation: the new owner started exactly after the finished run on \(exact) of \(moved.count) partitions")
     }
 

@@ -103,6 +103,8 @@ public struct ConsumerStatistics: Sendable, Hashable {
     public var handlerRetries = 0
     /// The most events `process` held at once, taken but not finished.
     public var peakEventsInProcessing = 0
+    /// Offset commits the broker refused (automatic, explicit, and before a hand-over).
+    public var commitFailures = 0
 
     /// All counts zero.
     public init() {}

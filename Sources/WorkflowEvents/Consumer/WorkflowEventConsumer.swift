@@ -470,7 +470,7 @@ public actor WorkflowEventConsumer {
     public var statistics: ConsumerStatistics {
         var snapshot = counters
         snapshot.bufferedMessages = buffer.count
-        snapshot.rebalances = client.context.state.withLock { $0.rebalances }
+        (snapshot.rebalances, snapshot.commitFailures) = client.context.state.withLock { ($0.rebalances, $0.commitFailures) }
         return snapshot
     }
 

@@ -30,6 +30,8 @@ final class RDKafkaCallbackContext: Sendable {
         var lag: [TopicPartition: Int64] = [:]
         /// The last error librdkafka reported.
         var lastError: String?
+        /// Commits the broker refused.
+        var commitFailures = 0
     }
 
     let logger: Logger
@@ -345,7 +347,10 @@ private let offsetCommitCallback: @convention(c) (
     } else if err != RD_KAFKA_RESP_ERR__NO_OFFSET {
         context.metrics.commitFailures.increment()
         let error = KafkaError(err, operation: "commit")
-        context.state.withLock { $0.lastError = error.description }
+        context.state.withLock { state in
+            state.lastError = error.description
+            state.commitFailures += 1
+        }
     }
 }
 
@@ -596,9 +601,15 @@ final class RDKafkaConsumerClient: @unchecked Sendable {
         guard !offsets.isEmpty else { return }
         let err = withPartitionList(offsets) { rd_kafka_commit(handle, $0, 0) }
         if err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__NO_OFFSET {
+            let error = KafkaError(err, operation: "commit before handing partitions over")
+            context.metrics.commitFailures.increment()
+            context.state.withLock { state in
+                state.commitFailures += 1
+                state.lastError = error.description
+            }
             context.logger.info(
                 "the commit before handing partitions over failed; their next owner may read some events again",
-                metadata: ["error": "\(KafkaError(err, operation: "commit"))"])
+                metadata: ["error": "\(error)"])
         }
     }
 
