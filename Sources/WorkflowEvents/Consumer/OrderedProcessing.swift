@@ -49,11 +49,10 @@ extension WorkflowEventConsumer {
     ///   only the unbroken run of finished offsets of a partition is committed, so a crash
     ///   redelivers the unfinished events and loses nothing.
     /// - At most `limits.maxBufferedEvents` events are taken but not finished (and
-    ///   `maxBufferedEventsPerPartition` per partition); beyond that
+    ///   `maxBufferedEventsPerPartition` per partition), plus the few fetch batches already
+    ///   on their way when a pause takes effect (of `fetchBatchSize` each); beyond that
     ///   the partitions are paused in librdkafka while polling goes on, so the group keeps a
-    ///   member whose handlers are merely slow. Messages already on their way when a
-    ///   partition fills are dropped and read again (the partition is sought back) when it
-    ///   resumes.
+    ///   member whose handlers are merely slow.
     /// - A handler that throws is retried under the configuration's `retryPolicy`, then
     ///   logged, counted, and dead-lettered when there is a `deadLetterTopic`; its key goes
     ///   on with the next event.
@@ -179,8 +178,6 @@ enum ProcessingSignal: Sendable {
     /// `reply` hands over the offsets to commit before the partitions go.
     case revoke([TopicPartition], lost: Bool, reply: @Sendable ([(TopicPartition, Int64)]) -> Void)
     case revocationDeadline(Int)
-    /// Partitions sought back after a pause, ready to resume.
-    case resume([TopicPartition])
     case stop
     case drainDeadline
     case giveUp
@@ -342,9 +339,6 @@ final class OrderedProcessor: @unchecked Sendable {
     private var revocations: [Revocation] = []
     private var runningKeys: Set<String> = []
     private var totalFull = false
-    /// Partitions whose messages arrived while they were full: those messages were dropped,
-    /// and the partition is sought back to the first of them when it resumes.
-    private var rewind: [TopicPartition: Int64] = [:]
     private var draining = false
     private var failure: (any Error)?
     private var fetcher: Task<Void, Never>?
@@ -403,11 +397,6 @@ final class OrderedProcessor: @unchecked Sendable {
                 revoke(partitions, lost: lost, reply: reply)
             case .revocationDeadline(let token):
                 completeRevocation(token: token, timedOut: true)
-            case .resume(let partitions):
-                // Still ours and still wanted: a rebalance or a new pause may have come meanwhile.
-                let assignment = client.assignment
-                let ready = partitions.filter { assignment.contains($0) && progress[$0]?.paused == false && rewind[$0] == nil }
-                if !draining { client.setPaused(false, ready) }
             case .stop:
                 beginDraining()
             case .drainDeadline:
@@ -500,21 +489,8 @@ final class OrderedProcessor: @unchecked Sendable {
                 nextEpoch += 1
                 progress[partition] = Progress(epoch: nextEpoch)
             }
-            touched.insert(partition)
-            // Full (in all, or this partition): the message is not taken; the partition is
-            // paused below and read again from here when it resumes.
-            if rewind[partition] != nil || inMemory >= limits.maxBufferedEvents
-                || progress[partition]!.inMemory >= limits.maxBufferedEventsPerPartition
-            {
-                rewind[partition] = min(rewind[partition] ?? message.offset, message.offset)
-                message.destroy()
-                if progress[partition]!.paused == false {
-                    progress[partition]!.paused = true
-                    client.setPaused(true, [partition])
-                }
-                continue
-            }
             progress[partition]!.take(message.offset)
+            touched.insert(partition)
             if message.isTombstone {
                 pendingCounts.tombstones += 1
                 progress[partition]!.finish(message.offset)
@@ -685,22 +661,7 @@ final class OrderedProcessor: @unchecked Sendable {
             }
         }
         client.setPaused(true, pause)
-        guard !resume.isEmpty else { return }
-        let rewinds = resume.compactMap { partition in rewind.removeValue(forKey: partition).map { (partition, $0) } }
-        if rewinds.isEmpty {
-            client.setPaused(false, resume)
-            return
-        }
-        // Messages dropped while full are read again: seek back first (off the loop's task;
-        // the partitions stay paused until the seek is done).
-        let client = self.client
-        let mailbox = self.mailbox
-        Task.detached {
-            for (partition, offset) in rewinds {
-                try? await client.seek(partition, to: offset, timeout: .seconds(10))
-            }
-            mailbox.post(.resume(resume))
-        }
+        client.setPaused(false, resume)
     }
 
     // MARK: Revocation
@@ -723,7 +684,6 @@ final class OrderedProcessor: @unchecked Sendable {
             }
             pending[key] = kept.isEmpty ? nil : kept
         }
-        for partition in revoked { rewind[partition] = nil }
         revocationTokens += 1
         let revocation = Revocation(token: revocationTokens, partitions: lost ? [] : revoked, reply: reply)
         if lost {
