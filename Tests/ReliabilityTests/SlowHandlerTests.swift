@@ -49,9 +49,11 @@ struct SlowHandlerTests {
         let peak = try #require(summary["peak_rss_kb"], "no summary in \(finished.stdout)")
         let rebalances = try #require(summary["rebalances"])
         let processed = try readProcessed(output)
-        // Exactly one assignment: the slow events did not make librdkafka leave the group.
-        #expect(rebalances == 1, "the member rebalanced \(rebalances) times")
-        #expect(!finished.stderr.contains("MAX_POLL"), "max.poll.interval.ms was exceeded")
+        // librdkafka never found the application stalled (it logs MAXPOLL and leaves the
+        // group when it does); a loaded machine may still see a rebalance for other reasons.
+        #expect(!finished.stderr.contains("MAXPOLL") && !finished.stderr.contains("MAX_POLL"), "max.poll.interval.ms was exceeded: \(finished.stderr.suffix(1500))")
+        #expect(!finished.stderr.contains("maximum poll interval"), "max.poll.interval.ms was exceeded")
+        #expect(rebalances >= 1)
         #expect(peak <= Self.memoryBoundKilobytes, "peak resident memory \(peak) KiB")
         // In order per partition, no repeats.
         var last: [Int32: Int64] = [:]
