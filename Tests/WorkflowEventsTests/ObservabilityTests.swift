@@ -37,6 +37,18 @@ final class Handled: Sendable {
     var finished: Int { state.withLock { $0.finished } }
 }
 
+/// Runs `service` in a ServiceGroup until `count` events were handled, then shuts the group
+/// down gracefully and waits for it.
+func runUntilShutdown(_ service: WorkflowEventService, after count: Int, _ handled: Handled) async throws {
+    var logger = Logger(label: "service-test")
+    logger.logLevel = .critical
+    let group = ServiceGroup(services: [service], gracefulShutdownSignals: [], logger: logger)
+    let running = Task { try await group.run() }
+    try await waitUntil("events handled", timeout: .seconds(30)) { handled.finished >= count }
+    await group.triggerGracefulShutdown()
+    try await running.value
+}
+
 @Suite("Operating: service, metrics, rebalances, pause, tracing, health")
 struct ObservabilityTests {
     @Test("in a ServiceGroup, graceful shutdown finishes the event in hand, commits what was handled, leaves and returns")
@@ -50,13 +62,7 @@ struct ObservabilityTests {
             try? await Task.sleep(for: .milliseconds(20))
             handled.finish()
         }
-        var logger = Logger(label: "service-test")
-        logger.logLevel = .critical
-        let group = ServiceGroup(services: [service], gracefulShutdownSignals: [], logger: logger)
-        let running = Task { try await group.run() }
-        try await waitUntil("events handled", timeout: .seconds(30)) { handled.finished >= 20 }
-        await group.triggerGracefulShutdown()
-        try await running.value
+        try await runUntilShutdown(service, after: 20, handled)
         #expect(await service.consumer.isClosed)
         #expect(handled.started == handled.finished, "an event in hand was abandoned")
         #expect(handled.finished < 200)
@@ -76,13 +82,7 @@ struct ObservabilityTests {
             try? await Task.sleep(for: .milliseconds(30))
             handled.finish()
         }
-        var logger = Logger(label: "service-test")
-        logger.logLevel = .critical
-        let group = ServiceGroup(services: [service], gracefulShutdownSignals: [], logger: logger)
-        let running = Task { try await group.run() }
-        try await waitUntil("events handled", timeout: .seconds(30)) { handled.finished >= 20 }
-        await group.triggerGracefulShutdown()
-        try await running.value
+        try await runUntilShutdown(service, after: 20, handled)
         #expect(await service.consumer.isClosed)
         #expect(handled.started == handled.finished, "a handler in flight was abandoned")
         let lag = try await withWorkflowEventConsumer(configuration: configuration) { try await $0.lag(topics: [fixture.topic]) }
