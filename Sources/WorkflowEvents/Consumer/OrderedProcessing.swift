@@ -241,7 +241,6 @@ struct FIFO<Element> {
     private var head = 0
 
     var isEmpty: Bool { head == elements.count }
-    var count: Int { elements.count - head }
 
     mutating func append(_ element: Element) { elements.append(element) }
 
@@ -262,7 +261,6 @@ struct FIFO<Element> {
         head = 0
     }
 
-    func contains(where predicate: (Element) -> Bool) -> Bool { elements[head...].contains(where: predicate) }
 }
 
 /// The state of one `process` call. Everything but the mailbox is touched only by the
@@ -460,7 +458,8 @@ final class OrderedProcessor: @unchecked Sendable {
 
     // MARK: Taking events
 
-    private var pendingCounts = (invalid: 0, tombstones: 0, delivered: 0, failures: 0, retries: 0)
+    /// Counts not yet added to the consumer's statistics (flushed after each signal).
+    private var pendingCounts = (invalid: 0, tombstones: 0, failures: 0)
 
     private func ingest(_ messages: [RDKafkaMessage]) async {
         let assignment = consumer.configuration.groupID == nil ? nil : client.assignment
@@ -623,7 +622,6 @@ final class OrderedProcessor: @unchecked Sendable {
         for revocation in revocations where revocation.partitions.contains(item.partition) {
             completeRevocation(token: revocation.token, timedOut: false)
         }
-        if draining && running.isEmpty { return }
     }
 
     // MARK: Offsets and flow control
@@ -741,7 +739,7 @@ final class OrderedProcessor: @unchecked Sendable {
         let newlyDelivered = delivered
         let peakNow = peak
         delivered = 0
-        pendingCounts = (0, 0, 0, 0, 0)
+        pendingCounts = (0, 0, 0)
         if counts.invalid > 0 { await consumer.count(\.invalidEvents, counts.invalid) }
         if counts.tombstones > 0 { await consumer.count(\.tombstones, counts.tombstones) }
         if counts.failures > 0 { await consumer.count(\.handlerFailures, counts.failures) }
