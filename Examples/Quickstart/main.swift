@@ -14,7 +14,7 @@ nonisolated func processEvent(_ event: WorkflowEvent) {
 
 nonisolated func quickstart(_ setting: ExampleSetting) async throws {
     let consumer = try WorkflowEventConsumer(bootstrapServers: setting.bootstrapServers, groupID: "workflow-processor")
-    let handled = try await consumer.consumeEvents(topics: ["workflow-events"]) { event in
+    let handled = try await consumer.consumeEvents(topics: ["workflow-events"], timeout: .seconds(5)) { event in
         processEvent(event)
     }
     await consumer.close()  // commits what was handled and leaves the group

@@ -15,7 +15,7 @@ nonisolated func scoped(_ setting: ExampleSetting) async throws {
             consumer in
             kept = consumer
             var seen = 0
-            try await consumer.consumeEvents(topics: ["workflow-events"]) { event in
+            try await consumer.consumeEvents(topics: ["workflow-events"], timeout: .seconds(5)) { event in
                 print("Event: \(event.eventID)")
                 seen += 1
             }

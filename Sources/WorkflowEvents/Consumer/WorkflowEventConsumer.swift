@@ -281,9 +281,16 @@ public actor WorkflowEventConsumer {
         if configuration.groupID != nil {
             try client.subscribe(topics)
         } else {
+            // Concrete start offsets, not librdkafka's logical beginning or end: a logical
+            // one is looked up after the assignment, and that lookup can overtake a `seek`
+            // made right after `subscribe`.
             let partitions = try await client.partitions(of: topics, timeout: configuration.connectionTimeout)
-            let start = configuration.autoOffsetReset == .latest ? RDKafkaOffset.end : RDKafkaOffset.beginning
-            try client.assign(partitions.map { ($0, start) })
+            var starts: [(TopicPartition, Int64)] = []
+            for partition in partitions {
+                let (low, high) = try await client.watermarks(partition, timeout: configuration.connectionTimeout)
+                starts.append((partition, configuration.autoOffsetReset == .latest ? high : low))
+            }
+            try client.assign(starts)
         }
         let kept = Set(topics)
         buffer.drop { !kept.contains($0.topic) }

@@ -226,8 +226,6 @@ private func entries(of list: UnsafeMutablePointer<rd_kafka_topic_partition_list
 
 /// librdkafka's special offsets.
 enum RDKafkaOffset {
-    static let beginning = Int64(RD_KAFKA_OFFSET_BEGINNING)
-    static let end = Int64(RD_KAFKA_OFFSET_END)
     static let invalid = Int64(RD_KAFKA_OFFSET_INVALID)
 }
 
