@@ -13,17 +13,23 @@ struct Options {
     var events = 50_000
     var partitions = 32
     var repetitions = 3
+    /// One throughput loop alone (limit, decode, stream, callback, poll), for profiling.
+    var only: String?
+
+    static let usage = "usage: workflow-events-benchmarks [--events N] [--partitions P] [--repetitions R] [--only limit|decode|stream|callback|poll]\n"
 
     init(_ arguments: [String]) {
         var iterator = arguments.dropFirst().makeIterator()
         while let argument = iterator.next() {
-            let value = iterator.next().flatMap(Int.init) ?? 0
+            let text = iterator.next() ?? ""
+            let value = Int(text) ?? 0
             switch argument {
             case "--events" where value > 0: events = value
             case "--partitions" where value > 0: partitions = value
             case "--repetitions" where value > 0: repetitions = value
+            case "--only" where ["limit", "decode", "stream", "callback", "poll"].contains(text): only = text
             default:
-                FileHandle.standardError.write(Data("usage: workflow-events-benchmarks [--events N] [--partitions P] [--repetitions R]\n".utf8))
+                FileHandle.standardError.write(Data(Self.usage.utf8))
                 exit(2)
             }
         }
@@ -87,6 +93,25 @@ func rawLoop(bootstrap: String, topic: String, partitions: Int, count: Int) -> D
     rd_kafka_destroy(handle)
     precondition(bytes > 0)
     return Double(received) / seconds(elapsed)
+}
+
+/// The low watermark of each partition, read with a raw handle: what the mock cluster has
+/// already deleted (its retention keeps about 5 MB per partition).
+func deletedMessages(bootstrap: String, topic: String, partitions: Int) -> Int64 {
+    let conf = rd_kafka_conf_new()
+    var errorText = [CChar](repeating: 0, count: 512)
+    _ = rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, &errorText, errorText.count)
+    _ = rd_kafka_conf_set(conf, "log_level", "3", &errorText, errorText.count)
+    let handle = rd_kafka_new(RD_KAFKA_CONSUMER, conf, &errorText, errorText.count)!
+    defer { rd_kafka_destroy(handle) }
+    var deleted: Int64 = 0
+    for partition in 0..<Int32(partitions) {
+        var low: Int64 = 0
+        var high: Int64 = 0
+        _ = rd_kafka_query_watermark_offsets(handle, topic, partition, &low, &high, 5000)
+        deleted += low
+    }
+    return deleted
 }
 
 func seconds(_ duration: Duration) -> Double {
@@ -288,11 +313,16 @@ nonisolated func run(_ options: Options) async throws {
     defer { cluster.shutdown() }
     let topic = "bench"
     try cluster.createTopic(topic, partitions: options.partitions)
-    let events = SampleEvents.make(count: options.events)
+    // Many workflows, so that the keys spread the events evenly over the partitions.
+    let events = SampleEvents.make(count: options.events, workflows: 20_000)
     let documents = try events.map { try $0.jsonBytes() }
     let averageSize = documents.reduce(0) { $0 + $1.count } / documents.count
+    // Large producer batches: the 2.0.2 mock answers a fetch with one producer batch per
+    // partition, so small batches would make its fetch round trips the limit of every loop.
     let producer = try WorkflowEventProducer(
-        configuration: .init(bootstrapServers: cluster.bootstrapServers, properties: ["log_level": "3"]))
+        configuration: .init(
+            bootstrapServers: cluster.bootstrapServers, linger: .milliseconds(100),
+            properties: ["log_level": "3", "batch.num.messages": "10000", "batch.size": "4000000"]))
     let reports = try await producer.send(events, to: topic)
     await producer.close()
     // Every event must be on the cluster before anything is timed.
@@ -301,6 +331,10 @@ nonisolated func run(_ options: Options) async throws {
     guard stored == Int64(options.events), Set(reports.map { "\($0.partition):\($0.offset)" }).count == options.events else {
         fatalError("the producer reported \(stored) offsets for \(options.events) events")
     }
+    let deleted = deletedMessages(bootstrap: cluster.bootstrapServers, topic: topic, partitions: options.partitions)
+    guard deleted == 0 else {
+        fatalError("the mock cluster has already deleted \(deleted) of the \(options.events) events (its retention): use more partitions or fewer events")
+    }
     print("\(options.events) events of \(averageSize) bytes on \(options.partitions) partitions; librdkafka \(String(cString: rd_kafka_version_str())); median of \(options.repetitions)")
 
     var limit: [Double] = []
@@ -308,12 +342,26 @@ nonisolated func run(_ options: Options) async throws {
     var stream: [Double] = []
     var callback: [Double] = []
     var poll: [Double] = []
+    func runs(_ name: String) -> Bool { options.only == nil || options.only == name }
     for _ in 0..<options.repetitions {
-        limit.append(rawLoop(bootstrap: cluster.bootstrapServers, topic: topic, partitions: options.partitions, count: options.events))
-        decode.append(try decodeLoop(documents))
-        stream.append(try await streamLoop(bootstrap: cluster.bootstrapServers, topic: topic, count: options.events))
-        callback.append(try await callbackLoop(bootstrap: cluster.bootstrapServers, topic: topic, count: options.events))
-        poll.append(try await pollLoop(bootstrap: cluster.bootstrapServers, topic: topic, count: options.events))
+        if runs("limit") {
+            limit.append(rawLoop(bootstrap: cluster.bootstrapServers, topic: topic, partitions: options.partitions, count: options.events))
+        }
+        if runs("decode") { decode.append(try decodeLoop(documents)) }
+        if runs("stream") {
+            stream.append(try await streamLoop(bootstrap: cluster.bootstrapServers, topic: topic, count: options.events))
+        }
+        if runs("callback") {
+            callback.append(try await callbackLoop(bootstrap: cluster.bootstrapServers, topic: topic, count: options.events))
+        }
+        if runs("poll") {
+            poll.append(try await pollLoop(bootstrap: cluster.bootstrapServers, topic: topic, count: options.events))
+        }
+    }
+    if let only = options.only {
+        let values = ["limit": limit, "decode": decode, "stream": stream, "callback": callback, "poll": poll][only] ?? []
+        print(String(format: "%@: %.0f events/s", only as NSString, median(values)))
+        return
     }
     let limitRate = median(limit)
     func row(_ name: String, _ values: [Double], ratio: Bool = true) {

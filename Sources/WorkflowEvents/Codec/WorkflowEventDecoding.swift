@@ -177,6 +177,16 @@ struct JSONReader {
         let start = index
         var hasEscapes = false
         var isASCII = true
+        // Eight bytes at a time while none of them is a quote, a backslash, a control
+        // character or a non-ASCII byte; the byte loop below handles those.
+        if let base = bytes.baseAddress {
+            let raw = UnsafeRawPointer(base)
+            while index + 8 <= bytes.count {
+                let word = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: index, as: UInt64.self))
+                if Self.needsAttention(word) { break }
+                index += 8
+            }
+        }
         while index < bytes.count {
             let byte = bytes[index]
             if byte == quote {
@@ -196,6 +206,18 @@ struct JSONReader {
             index += 1
         }
         throw error(.invalidJSON, field, "unterminated string", at: start - 1)
+    }
+
+    /// Whether any byte of `word` is a quote, a backslash, below 0x20 or above 0x7F.
+    @inline(__always)
+    private static func needsAttention(_ word: UInt64) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        func hasZeroByte(_ x: UInt64) -> UInt64 { (x &- ones) & ~x & highs }
+        let quotes = hasZeroByte(word ^ (ones &* 0x22))
+        let backslashes = hasZeroByte(word ^ (ones &* 0x5C))
+        let controls = (word &- ones &* 0x20) & ~word & highs
+        return (quotes | backslashes | controls | (word & highs)) != 0
     }
 
     mutating func readString(_ field: String?) throws(WorkflowEventValidationError) -> String {
@@ -387,6 +409,7 @@ struct JSONReader {
         var elements: [JSONValue] = []
         skipWhitespace()
         if consume(UInt8(ascii: "]")) { return elements }
+        elements.reserveCapacity(4)
         while true {
             skipWhitespace()
             elements.append(try readValue(depth: depth, field: field))
@@ -422,7 +445,8 @@ struct JSONReader {
     }
 
     private mutating func readObject(depth: Int, field: String?) throws(WorkflowEventValidationError) -> [String: JSONValue] {
-        var members: [String: JSONValue] = [:]
+        // Room for the few members events carry, so that the table is allocated once.
+        var members = [String: JSONValue](minimumCapacity: 8)
         try readMembers(depth: depth, field: field) { reader, key throws(WorkflowEventValidationError) in
             let name = try reader.makeString(key, field)
             members[name] = try reader.readValue(depth: depth, field: field)
@@ -442,6 +466,20 @@ struct JSONReader {
         case nil: return "nothing"
         default: return "a number"
         }
+    }
+
+    private mutating func scanRequiredString(
+        _ field: String
+    ) throws(WorkflowEventValidationError) -> (start: Int, end: Int, hasEscapes: Bool, isASCII: Bool) {
+        guard peek() == quote else {
+            throw error(.wrongType, field, "expected a string, found \(typeName(peek()))")
+        }
+        return try scanString(field)
+    }
+
+    /// The position among `known` of a string without escapes, when it is one of them.
+    private func knownIndex(_ scan: (start: Int, end: Int, hasEscapes: Bool, isASCII: Bool), _ known: KnownValues) -> Int? {
+        scan.hasEscapes ? nil : known.index(of: UnsafeBufferPointer(rebasing: bytes[scan.start..<scan.end]))
     }
 
     private mutating func readRequiredString(_ field: String) throws(WorkflowEventValidationError) -> (String, Int) {
@@ -473,8 +511,8 @@ struct JSONReader {
         }
 
         var eventID: UUID?
-        var eventType: String?
-        var source: String?
+        var eventType: EventType?
+        var source: EventSource?
         var workflowID: String?
         var workflowRunID: String?
         var timestamp: Date?
@@ -491,15 +529,34 @@ struct JSONReader {
             }
             switch slot {
             case .eventID:
-                let (text, at) = try reader.readRequiredString("event_id")
-                guard let id = parseUUIDString(text) else {
+                let at = reader.index
+                let scan = try reader.scanRequiredString("event_id")
+                let id: UUID?
+                if scan.hasEscapes {
+                    id = parseUUIDString(try reader.makeString(scan, "event_id"))
+                } else {
+                    id = parseUUID(UnsafeBufferPointer(rebasing: reader.bytes[scan.start..<scan.end]))
+                }
+                guard let id else {
+                    let text = try reader.makeString(scan, "event_id")
                     throw reader.error(.invalidValue, "event_id", "expected a UUID in canonical text form, found \"\(text.prefix(64))\"", at: at)
                 }
                 eventID = id
             case .eventType:
-                eventType = try reader.readRequiredString("event_type").0
+                let scan = try reader.scanRequiredString("event_type")
+                // A known value shares the constant's storage: no string is built.
+                if let known = reader.knownIndex(scan, knownEventTypes) {
+                    eventType = EventType.allKnown[known]
+                } else {
+                    eventType = EventType(rawValue: try reader.makeString(scan, "event_type"))
+                }
             case .source:
-                source = try reader.readRequiredString("source").0
+                let scan = try reader.scanRequiredString("source")
+                if let known = reader.knownIndex(scan, knownEventSources) {
+                    source = EventSource.allKnown[known]
+                } else {
+                    source = EventSource(rawValue: try reader.makeString(scan, "source"))
+                }
             case .workflowID:
                 let (text, at) = try reader.readRequiredString("workflow_id")
                 guard !text.isEmpty else {
@@ -565,7 +622,7 @@ struct JSONReader {
         guard let timestamp else { throw missing("timestamp") }
         guard let payload else { throw missing("payload") }
         return WorkflowEvent(
-            eventID: eventID, eventType: EventType(rawValue: eventType), source: EventSource(rawValue: source),
+            eventID: eventID, eventType: eventType, source: source,
             workflowID: workflowID, workflowRunID: workflowRunID, timestamp: timestamp, payload: payload,
             metadata: metadata, schemaVersion: schemaVersion)
     }
@@ -600,7 +657,7 @@ struct JSONReader {
         guard peek() == UInt8(ascii: "{") else {
             throw error(.wrongType, "metadata", "expected an object of strings, found \(typeName(peek()))")
         }
-        var metadata: [String: String] = [:]
+        var metadata = [String: String](minimumCapacity: 4)
         try readMembers(depth: 2, field: "metadata") { reader, key throws(WorkflowEventValidationError) in
             let name = try reader.makeString(key, "metadata")
             guard reader.peek() == quote else {
@@ -612,16 +669,44 @@ struct JSONReader {
     }
 }
 
+// MARK: - Known values
+
+/// The contract's known values of an extensible string type, matched on raw bytes.
+struct KnownValues: Sendable {
+    private let entries: [[UInt8]]
+
+    init(_ values: [String]) {
+        entries = values.map { Array($0.utf8) }
+    }
+
+    /// The position of `text` among the values.
+    func index(of text: UnsafeBufferPointer<UInt8>) -> Int? {
+        for (index, entry) in entries.enumerated() where entry.count == text.count {
+            let equal = entry.withUnsafeBufferPointer { memcmp($0.baseAddress!, text.baseAddress!, text.count) == 0 }
+            if equal { return index }
+        }
+        return nil
+    }
+}
+
+private let knownEventTypes = KnownValues(EventType.allKnown.map(\.rawValue))
+private let knownEventSources = KnownValues(EventSource.allKnown.map(\.rawValue))
+
 // MARK: - UUID
+
+/// The value of a hex digit, or 0xFF.
+@inline(__always)
+private func hexDigit(_ byte: UInt8) -> UInt8 {
+    let digit = byte &- 0x30
+    if digit < 10 { return digit }
+    let letter = (byte | 0x20) &- 0x61
+    return letter < 6 ? letter + 10 : 0xFF
+}
 
 @inline(__always)
 private func hexValue(_ byte: UInt8) -> UInt8? {
-    switch byte {
-    case 0x30...0x39: return byte - 0x30
-    case 0x41...0x46: return byte - 0x41 + 10
-    case 0x61...0x66: return byte - 0x61 + 10
-    default: return nil
-    }
+    let digit = hexDigit(byte)
+    return digit == 0xFF ? nil : digit
 }
 
 func parseUUIDString(_ text: String) -> UUID? {
@@ -631,25 +716,22 @@ func parseUUIDString(_ text: String) -> UUID? {
 
 /// Parses the canonical 8-4-4-4-12 form, in either case.
 func parseUUID(_ text: UnsafeBufferPointer<UInt8>) -> UUID? {
-    guard text.count == 36 else { return nil }
-    var uuid: uuid_t = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-    let valid = withUnsafeMutableBytes(of: &uuid) { raw -> Bool in
-        var out = 0
-        var i = 0
-        while i < 36 {
-            if i == 8 || i == 13 || i == 18 || i == 23 {
-                guard text[i] == UInt8(ascii: "-") else { return false }
-                i += 1
-                continue
-            }
-            guard let high = hexValue(text[i]), let low = hexValue(text[i + 1]) else { return false }
-            raw[out] = high << 4 | low
-            out += 1
-            i += 2
-        }
-        return true
+    guard text.count == 36, let p = text.baseAddress, p[8] == UInt8(ascii: "-"), p[13] == UInt8(ascii: "-"),
+        p[18] == UInt8(ascii: "-"), p[23] == UInt8(ascii: "-")
+    else { return nil }
+    var invalid: UInt8 = 0
+    @inline(__always) func byte(_ at: Int) -> UInt8 {
+        let high = hexDigit(p[at])
+        let low = hexDigit(p[at + 1])
+        invalid |= high | low
+        return high << 4 | (low & 0x0F)
     }
-    return valid ? UUID(uuid: uuid) : nil
+    let uuid: uuid_t = (
+        byte(0), byte(2), byte(4), byte(6), byte(9), byte(11), byte(14), byte(16),
+        byte(19), byte(21), byte(24), byte(26), byte(28), byte(30), byte(32), byte(34)
+    )
+    // A digit is below 16; 0xFF marks a byte that is not one.
+    return invalid < 16 ? UUID(uuid: uuid) : nil
 }
 
 func parseUUID(_ text: [UInt8]) -> UUID? {

@@ -380,8 +380,12 @@ final class RDKafkaConsumerClient: @unchecked Sendable {
     /// Set, under its lock, before the queue is destroyed, so that `wakeUp()` never
     /// touches a destroyed queue.
     private let isDestroyed = Mutex(false)
+    /// Wakes librdkafka's fetcher when its queue has run low (nil when librdkafka does it).
+    private let fetcherWakeUp: FetcherWakeUp?
+    private let wakeUpQueue = DispatchQueue(label: "workflow-events.consumer.fetcher-wake-up")
 
     init(properties: [(String, String)], logger: Logger, metrics: ConsumerMetrics, listeners: RebalanceListeners) throws {
+        fetcherWakeUp = FetcherWakeUp(properties: properties, librdkafkaVersion: Int(rd_kafka_version()))
         let context = RDKafkaCallbackContext(logger: logger, metrics: metrics, listeners: listeners)
         let retained = Unmanaged.passRetained(context)
         do {
@@ -421,7 +425,9 @@ final class RDKafkaConsumerClient: @unchecked Sendable {
 
     /// Takes up to `maximum` messages that are already waiting, without blocking.
     func fetchAvailable(maximum: Int) -> [RDKafkaMessage] {
-        consumeBatch(timeoutMilliseconds: 0, maximum: maximum)
+        let batch = consumeBatch(timeoutMilliseconds: 0, maximum: maximum)
+        keepFetcherBusy(after: batch)
+        return batch
     }
 
     /// Waits up to `timeout` on the poll queue for a message, then takes the others already
@@ -435,6 +441,7 @@ final class RDKafkaConsumerClient: @unchecked Sendable {
             guard let first = rd_kafka_consume_queue(queue, milliseconds) else { return [] }
             var result = [RDKafkaMessage(pointer: first)]
             if maximum > 1 { result += consumeBatch(timeoutMilliseconds: 0, maximum: maximum - 1) }
+            keepFetcherBusy(after: result)
             return result
         }
     }
@@ -451,6 +458,33 @@ final class RDKafkaConsumerClient: @unchecked Sendable {
             if let message = array[index] { result.append(RDKafkaMessage(pointer: message)) }
         }
         return result
+    }
+
+    /// librdkafka before 2.1 stops fetching while its queue holds `queued.min.messages` or
+    /// `queued.max.messages.kbytes`, and looks again only when its broker thread next wakes,
+    /// up to a second later (librdkafka issue 2879; 2.1 added `fetch.queue.backoff.ms`). A
+    /// reader slower than the fetcher would wait that second each time the queue runs dry.
+    /// So when the queue has been near a limit and is now below half of it, the broker
+    /// threads are woken with a request for the assigned partitions' latest offsets (whose
+    /// answer is not used), one at a time, at most every 10 ms.
+    private func keepFetcherBusy(after batch: [RDKafkaMessage]) {
+        guard let fetcherWakeUp else { return }
+        var bytes = 0
+        for message in batch { bytes &+= message.valueLength }
+        let length = Int(rd_kafka_queue_length(queue))
+        guard fetcherWakeUp.shouldWake(queueLength: length, taken: batch.count, takenBytes: bytes) else { return }
+        let partitions = context.state.withLock { $0.assignment }
+        guard !partitions.isEmpty else {
+            fetcherWakeUp.finished()
+            return
+        }
+        wakeUpQueue.async { [self] in
+            defer { fetcherWakeUp.finished() }
+            guard !isDestroyed.withLock({ $0 }) else { return }
+            withPartitionList(partitions.map { ($0, Int64(-1)) }) { list in
+                _ = rd_kafka_offsets_for_times(handle, list, 1000)
+            }
+        }
     }
 
     /// Ends a `fetch` that is waiting, from any thread.
@@ -710,8 +744,60 @@ final class RDKafkaConsumerClient: @unchecked Sendable {
             context.logger.info("closing the consumer reported an error", metadata: ["error": "\(KafkaError(err, operation: "close"))"])
         }
         isDestroyed.withLock { $0 = true }
+        // A wake-up request still running holds the handle: let it end first.
+        wakeUpQueue.sync {}
         rd_kafka_queue_destroy(queue)
         rd_kafka_destroy(handle)
         retainedContext.release()
+    }
+}
+
+/// When to wake librdkafka's fetcher (see `RDKafkaConsumerClient.keepFetcherBusy`).
+final class FetcherWakeUp: Sendable {
+    private struct State {
+        var nearLimitAt: UInt64 = 0
+        var lastWakeUp: UInt64 = 0
+        var inFlight = false
+        var averageSize = 512.0
+    }
+
+    private let messageLimit: Int
+    private let byteLimit: Double
+    private let state = Mutex(State())
+
+    /// Nil when librdkafka (2.1 or later) backs off on a full queue by itself.
+    init?(properties: [(String, String)], librdkafkaVersion: Int) {
+        guard librdkafkaVersion < 0x0201_0000 else { return nil }
+        var settings: [String: String] = [:]
+        for (key, value) in properties { settings[key] = value }
+        messageLimit = settings["queued.min.messages"].flatMap { Int($0) } ?? 100_000
+        byteLimit = Double(settings["queued.max.messages.kbytes"].flatMap { Int($0) } ?? 65_536) * 1024
+    }
+
+    /// Records what a fetch saw; true when the caller is to send a wake-up (and then call
+    /// `finished()`).
+    func shouldWake(queueLength: Int, taken: Int, takenBytes: Int) -> Bool {
+        let now = DispatchTime.now().uptimeNanoseconds
+        return state.withLock { state in
+            if taken > 0 {
+                // librdkafka counts some bytes of its own per message beside the value.
+                state.averageSize = state.averageSize * 0.9 + (Double(takenBytes) / Double(taken) + 64) * 0.1
+            }
+            let estimatedBytes = Double(queueLength) * state.averageSize
+            if queueLength * 2 >= messageLimit || estimatedBytes * 2 >= byteLimit {
+                state.nearLimitAt = now
+                return false
+            }
+            guard !state.inFlight, state.nearLimitAt != 0, now &- state.nearLimitAt < 2_000_000_000,
+                now &- state.lastWakeUp >= 10_000_000
+            else { return false }
+            state.inFlight = true
+            state.lastWakeUp = now
+            return true
+        }
+    }
+
+    func finished() {
+        state.withLock { $0.inFlight = false }
     }
 }
