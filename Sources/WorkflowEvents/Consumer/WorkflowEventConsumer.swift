@@ -35,6 +35,9 @@ public actor WorkflowEventConsumer {
     private var subscription: [String]?
     private var buffer = RDKafkaMessageBuffer()
     private var fetchInFlight = false
+    /// The next batch, taken (and validated) on the poll queue while the reader works
+    /// through the buffer. At most one at a time.
+    private var readAhead: Task<[RDKafkaMessage], Never>?
     private var fetchWaiters: [CheckedContinuation<Void, Never>] = []
     private var seenGeneration = 0
     private var subscribedAt = ContinuousClock.now
@@ -106,7 +109,15 @@ public actor WorkflowEventConsumer {
             logger.info("a consumer was released without being closed; closing it in the background")
             for (_, message) in inProcess { message.destroy() }
             buffer.destroyAll()
-            client.closeAndDestroyInBackground()
+            let client = self.client
+            if let pending = readAhead {
+                Task.detached {
+                    for message in await pending.value { message.destroy() }
+                    client.closeAndDestroyInBackground()
+                }
+            } else {
+                client.closeAndDestroyInBackground()
+            }
         }
     }
 
@@ -256,7 +267,7 @@ public actor WorkflowEventConsumer {
                 throw CancellationError()
             }
             try checkOpen("poll")
-            try await fill(until: deadline)
+            try await fill(until: deadline, readAhead: .raw)
         }
         counters.eventsDelivered += count
         metrics.events.increment(by: count)
@@ -293,6 +304,7 @@ public actor WorkflowEventConsumer {
             try client.assign(starts)
         }
         let kept = Set(topics)
+        await absorbReadAhead()
         buffer.drop { !kept.contains($0.topic) }
         subscription = topics
         subscribedAt = .now
@@ -391,6 +403,7 @@ public actor WorkflowEventConsumer {
         }
         let appliedAtAssignment = try await waitForAssignment(of: partition, pendingSeek: offset)
         if !appliedAtAssignment {
+            await absorbReadAhead()
             buffer.drop { $0 == partition }
             forgetInProcess(of: partition)
             try await client.seek(partition, to: offset, timeout: configuration.connectionTimeout)
@@ -407,6 +420,7 @@ public actor WorkflowEventConsumer {
         try checkOpen("position")
         try checkNotProcessing("ask for a position")
         _ = try await waitForAssignment(of: partition, pendingSeek: nil)
+        await absorbReadAhead()
         if let offset = buffer.firstOffset(of: partition) { return offset }
         if let offset = seekPositions[partition] { return offset }
         if let offset = client.position(partition) { return offset }
@@ -503,6 +517,7 @@ public actor WorkflowEventConsumer {
         while fetchInFlight {
             await withCheckedContinuation { fetchWaiters.append($0) }
         }
+        await absorbReadAhead()
         storePolledOffsets()
         // What a reader holds was not finished: it is not stored, and will be read again.
         for (_, message) in inProcess { message.destroy() }
@@ -721,7 +736,7 @@ public actor WorkflowEventConsumer {
         }
         lastRead = .now
         if configuration.groupID != nil && !buffer.isEmpty && lastRead - lastFetch >= Self.serviceInterval {
-            serviceWhileBusy(pauseAfter: .seconds(Int64.max))
+            await serviceWhileBusy(pauseAfter: .seconds(Int64.max))
         }
         var deadline = idle.map { ContinuousClock.now.advanced(by: $0) }
         var awaitingAssignment = idle != nil && isAwaitingFirstAssignment
@@ -750,7 +765,7 @@ public actor WorkflowEventConsumer {
                 return nil
             }
             guard lifecycle == .open else { return nil }
-            try await fill(until: awaitingAssignment ? nil : deadline)
+            try await fill(until: awaitingAssignment ? nil : deadline, readAhead: .decoded)
         }
     }
 
@@ -773,7 +788,11 @@ public actor WorkflowEventConsumer {
         }
         let event: WorkflowEvent
         do {
-            event = try message.withValue { bytes throws(WorkflowEventValidationError) in try WorkflowEvent.decode(bytes) }
+            if let decoded = message.decoded {
+                event = try decoded.get()
+            } else {
+                event = try message.withValue { bytes throws(WorkflowEventValidationError) in try WorkflowEvent.decode(bytes) }
+            }
         } catch {
             counters.invalidEvents += 1
             metrics.invalidEvents.increment()
@@ -825,9 +844,15 @@ public actor WorkflowEventConsumer {
         logger.info("Kafka reported a consumer error; librdkafka retries", metadata: ["error": "\(error)"])
     }
 
+    /// What a fill leaves running for the next one: nothing, a batch taken ahead, or a
+    /// batch taken and validated ahead.
+    enum ReadAhead { case none, raw, decoded }
+
     /// Waits until librdkafka has messages (or the deadline, or a wake-up) and moves them
-    /// into the buffer. One fetch runs at a time; other callers wait for it.
-    private func fill(until deadline: ContinuousClock.Instant?) async throws {
+    /// into the buffer. One fetch runs at a time; other callers wait for it. With
+    /// `readAhead`, the next batch is then taken on the poll queue while the reader works
+    /// through this one.
+    private func fill(until deadline: ContinuousClock.Instant?, readAhead mode: ReadAhead = .none) async throws {
         if fetchInFlight {
             await withCheckedContinuation { fetchWaiters.append($0) }
             return
@@ -838,7 +863,8 @@ public actor WorkflowEventConsumer {
         }
         let maximum = configuration.fetchBatchSize
         lastFetch = .now
-        var batch = client.fetchAvailable(maximum: maximum)
+        var batch = await takeReadAhead()
+        if batch.isEmpty { batch = client.fetchAvailable(maximum: maximum) }
         if batch.isEmpty {
             var wait = Duration.seconds(1)
             if let deadline { wait = min(wait, max(.zero, deadline - ContinuousClock.now)) }
@@ -849,13 +875,40 @@ public actor WorkflowEventConsumer {
             } onCancel: {
                 client.wakeUp()
             }
-            fetchInFlight = false
-            lastFetch = .now
-            for waiter in fetchWaiters { waiter.resume() }
-            fetchWaiters = []
+            fetchEnded()
         }
         buffer.append(batch)
         dropRevokedPartitions()
+        if mode != .none && !batch.isEmpty && lifecycle == .open {
+            let client = self.client
+            let decode = mode == .decoded
+            readAhead = Task.detached { await client.fetchAhead(maximum: maximum, decode: decode) }
+        }
+    }
+
+    /// The batch taken ahead, if any (waiting for it to arrive).
+    private func takeReadAhead() async -> [RDKafkaMessage] {
+        guard let pending = readAhead else { return [] }
+        readAhead = nil
+        fetchInFlight = true
+        let batch = await pending.value
+        lastFetch = .now
+        fetchEnded()
+        return batch
+    }
+
+    /// Moves a batch taken ahead into the buffer: before the buffer is searched or cut.
+    private func absorbReadAhead() async {
+        guard readAhead != nil, !fetchInFlight else { return }
+        buffer.append(await takeReadAhead())
+        dropRevokedPartitions()
+    }
+
+    private func fetchEnded() {
+        fetchInFlight = false
+        lastFetch = .now
+        for waiter in fetchWaiters { waiter.resume() }
+        fetchWaiters = []
     }
 
     /// librdkafka runs rebalance callbacks only inside a consume call, and leaves the group
@@ -884,8 +937,11 @@ public actor WorkflowEventConsumer {
     /// Asks librdkafka for at most one message if it has not been asked for 100 ms, which
     /// serves its callbacks; pauses the assignment when the reader has been busy for
     /// `pauseAfter`.
-    private func serviceWhileBusy(pauseAfter: Duration) {
+    private func serviceWhileBusy(pauseAfter: Duration) async {
         guard lifecycle == .open, subscription != nil, !fetchInFlight else { return }
+        // A batch taken ahead came from librdkafka before anything taken now.
+        await absorbReadAhead()
+        guard lifecycle == .open, !fetchInFlight else { return }
         let now = ContinuousClock.now
         guard now - lastFetch >= Self.serviceInterval else { return }
         if now - lastRead >= pauseAfter {

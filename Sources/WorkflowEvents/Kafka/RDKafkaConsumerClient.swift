@@ -52,6 +52,13 @@ struct RDKafkaMessage: @unchecked Sendable {
     // Safe to send: the message is owned by exactly one holder (the consumer actor) and
     // librdkafka's message objects may be read and destroyed from any thread.
     fileprivate let pointer: UnsafeMutablePointer<rd_kafka_message_t>
+    /// The value validated ahead, on the poll queue (nil when not done yet, and for
+    /// errors and tombstones).
+    var decoded: Result<WorkflowEvent, WorkflowEventValidationError>?
+
+    fileprivate init(pointer: UnsafeMutablePointer<rd_kafka_message_t>) {
+        self.pointer = pointer
+    }
 
     var partition: Int32 { pointer.pointee.partition }
     var offset: Int64 { pointer.pointee.offset }
@@ -446,6 +453,24 @@ final class RDKafkaConsumerClient: @unchecked Sendable {
         }
     }
 
+    /// Takes up to `maximum` messages that are already waiting, on the poll queue, and
+    /// validates their values there when `decode` is set: the reader meanwhile works on
+    /// the batch before (so two cores share the work).
+    func fetchAhead(maximum: Int, decode: Bool) async -> [RDKafkaMessage] {
+        await onQueue(pollQueue) { [self] in
+            var batch = consumeBatch(timeoutMilliseconds: 0, maximum: maximum)
+            keepFetcherBusy(after: batch)
+            if decode {
+                for index in batch.indices where !batch[index].isError && !batch[index].isTombstone {
+                    batch[index].decoded = batch[index].withValue { bytes in
+                        Result { () throws(WorkflowEventValidationError) in try WorkflowEvent.decode(bytes) }
+                    }
+                }
+            }
+            return batch
+        }
+    }
+
     private func consumeBatch(timeoutMilliseconds: Int32, maximum: Int) -> [RDKafkaMessage] {
         let capacity = max(1, maximum)
         let array = UnsafeMutablePointer<UnsafeMutablePointer<rd_kafka_message_t>?>.allocate(capacity: capacity)
@@ -744,8 +769,9 @@ final class RDKafkaConsumerClient: @unchecked Sendable {
             context.logger.info("closing the consumer reported an error", metadata: ["error": "\(KafkaError(err, operation: "close"))"])
         }
         isDestroyed.withLock { $0 = true }
-        // A wake-up request still running holds the handle: let it end first.
+        // A wake-up request or a read-ahead still running holds the handle: let it end first.
         wakeUpQueue.sync {}
+        pollQueue.sync {}
         rd_kafka_queue_destroy(queue)
         rd_kafka_destroy(handle)
         retainedContext.release()
