@@ -78,11 +78,13 @@ let package = Package(
                 "CRDKafka",
                 "WorkflowEvents",
                 "WorkflowEventsTesting",
+                "MallocCounter",
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Benchmarks/WorkflowEventsBenchmarks",
             swiftSettings: strictSettings
         ),
+        .target(name: "MallocCounter", path: "Benchmarks/MallocCounter"),
         .target(
             name: "ExampleSupport",
             dependencies: [

@@ -3,6 +3,7 @@
 //
 //   swift run -c release workflow-events-benchmarks [--events N] [--partitions P] [--repetitions R]
 import CRDKafka
+import MallocCounter
 import Foundation
 import Logging
 import Synchronization
@@ -337,45 +338,56 @@ nonisolated func run(_ options: Options) async throws {
     }
     print("\(options.events) events of \(averageSize) bytes on \(options.partitions) partitions; librdkafka \(String(cString: rd_kafka_version_str())); median of \(options.repetitions)")
 
-    var limit: [Double] = []
-    var decode: [Double] = []
-    var stream: [Double] = []
-    var callback: [Double] = []
-    var poll: [Double] = []
+    // Each loop's rate, and the heap allocations of the whole process during it per event.
+    var rates: [String: [Double]] = [:]
+    var allocations: [String: [Double]] = [:]
     func runs(_ name: String) -> Bool { options.only == nil || options.only == name }
+    func measured(_ name: String, _ body: () async throws -> Double) async rethrows {
+        guard runs(name) else { return }
+        let before = malloc_counter_allocations()
+        let rate = try await body()
+        let after = malloc_counter_allocations()
+        rates[name, default: []].append(rate)
+        allocations[name, default: []].append(Double(after - before) / Double(options.events))
+    }
+    let bootstrap = cluster.bootstrapServers
     for _ in 0..<options.repetitions {
-        if runs("limit") {
-            limit.append(rawLoop(bootstrap: cluster.bootstrapServers, topic: topic, partitions: options.partitions, count: options.events))
-        }
-        if runs("decode") { decode.append(try decodeLoop(documents)) }
-        if runs("stream") {
-            stream.append(try await streamLoop(bootstrap: cluster.bootstrapServers, topic: topic, count: options.events))
-        }
-        if runs("callback") {
-            callback.append(try await callbackLoop(bootstrap: cluster.bootstrapServers, topic: topic, count: options.events))
-        }
-        if runs("poll") {
-            poll.append(try await pollLoop(bootstrap: cluster.bootstrapServers, topic: topic, count: options.events))
-        }
+        await measured("limit") { rawLoop(bootstrap: bootstrap, topic: topic, partitions: options.partitions, count: options.events) }
+        try await measured("decode") { try decodeLoop(documents) }
+        try await measured("stream") { try await streamLoop(bootstrap: bootstrap, topic: topic, count: options.events) }
+        try await measured("callback") { try await callbackLoop(bootstrap: bootstrap, topic: topic, count: options.events) }
+        try await measured("poll") { try await pollLoop(bootstrap: bootstrap, topic: topic, count: options.events) }
     }
     if let only = options.only {
-        let values = ["limit": limit, "decode": decode, "stream": stream, "callback": callback, "poll": poll][only] ?? []
-        print(String(format: "%@: %.0f events/s", only as NSString, median(values)))
+        print(String(format: "%@: %.0f events/s, %.2f allocations/event", only as NSString, median(rates[only] ?? [0]), median(allocations[only] ?? [0])))
         return
     }
-    let limitRate = median(limit)
-    func row(_ name: String, _ values: [Double], ratio: Bool = true) {
-        let rate = median(values)
-        let ratioText = ratio ? String(format: "%.2f", rate / limitRate) : "-"
-        print(String(format: "| %-32@ | %12.0f | %6@ |", name as NSString, rate, ratioText as NSString))
+    let limitRate = median(rates["limit"]!)
+    let limitAllocations = median(allocations["limit"]!)
+    let decodeAllocations = median(allocations["decode"]!)
+    print("| what | events/s | × limit | allocations/event | beyond librdkafka's and the event's own |")
+    print("| --- | --- | --- | --- | --- |")
+    for (name, label) in [
+        ("limit", "limit: raw librdkafka loop"), ("decode", "decode only (no Kafka)"),
+        ("stream", "stream: for try await events()"), ("callback", "callback: consumeEvents"),
+        ("poll", "poll(500) + event()"),
+    ] {
+        let rate = median(rates[name]!)
+        let perEvent = median(allocations[name]!)
+        let ratio = name == "decode" ? "-" : String(format: "%.2f", rate / limitRate)
+        let beyond = ["stream", "callback", "poll"].contains(name)
+            ? String(format: "%.2f", perEvent - limitAllocations - decodeAllocations) : "-"
+        print(String(format: "| %@ | %.0f | %@ | %.2f | %@ |", label as NSString, rate, ratio as NSString, perEvent, beyond as NSString))
     }
-    print("| what | events/s | × limit |")
-    print("| --- | --- | --- |")
-    row("limit: raw librdkafka loop", limit)
-    row("decode only (no Kafka)", decode, ratio: false)
-    row("stream: for try await events()", stream)
-    row("callback: consumeEvents", callback)
-    row("poll(500) + event()", poll)
+
+    // Peak memory, each in a process of its own.
+    let rawPeak = try measureMemory("raw", bootstrap: bootstrap, topic: topic, count: options.events, partitions: options.partitions)
+    let streamPeak = try measureMemory("stream", bootstrap: bootstrap, topic: topic, count: options.events, partitions: options.partitions)
+    print("")
+    print("| peak resident memory while consuming \(options.events) events | MiB |")
+    print("| --- | --- |")
+    print(String(format: "| raw librdkafka loop (librdkafka's prefetch queue) | %.0f |", rawPeak))
+    print(String(format: "| stream: for try await events() | %.0f |", streamPeak))
 
     // Latency at a steady 10,000 events/s, and shutdown.
     let latencyTopic = "bench-latency"
@@ -424,9 +436,59 @@ nonisolated func run(_ options: Options) async throws {
     }
 }
 
+/// Peak resident memory of this process so far, in MiB: the kernel's VmHWM (getrusage's
+/// maxrss would carry the parent's peak over into a child spawned with vfork).
+func peakResidentMiB() -> Double {
+    let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+    for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+        let kib = line.split(separator: " ").compactMap { Double($0) }.first ?? 0
+        return kib / 1024
+    }
+    return 0
+}
+
+/// The child process of the memory measurement: consumes `count` events of `topic` with the
+/// stream (or the raw loop) and prints its peak resident memory.
+nonisolated func memoryChild(_ arguments: [String]) async throws {
+    guard arguments.count == 6, let count = Int(arguments[4]), let partitions = Int(arguments[5]) else {
+        FileHandle.standardError.write(Data("usage: workflow-events-benchmarks --memory-child stream|raw BOOTSTRAP TOPIC COUNT PARTITIONS\n".utf8))
+        exit(2)
+    }
+    let (mode, bootstrap, topic) = (arguments[1], arguments[2], arguments[3])
+    if mode == "raw" {
+        _ = rawLoop(bootstrap: bootstrap, topic: topic, partitions: partitions, count: count)
+    } else {
+        _ = try await streamLoop(bootstrap: bootstrap, topic: topic, count: count)
+    }
+    print("peak-resident-mib \(peakResidentMiB())")
+}
+
+/// Runs the memory measurement in a child process, so that its peak is the consumer's alone.
+func measureMemory(_ mode: String, bootstrap: String, topic: String, count: Int, partitions: Int) throws -> Double {
+    let child = Process()
+    child.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+    child.arguments = ["--memory-child", mode, bootstrap, topic, String(count), String(partitions)]
+    let output = Pipe()
+    child.standardOutput = output
+    try child.run()
+    let data = output.fileHandleForReading.readDataToEndOfFile()
+    child.waitUntilExit()
+    let text = String(decoding: data, as: UTF8.self)
+    guard child.terminationStatus == 0, let line = text.split(separator: "\n").first(where: { $0.hasPrefix("peak-resident-mib ") }),
+        let value = Double(line.dropFirst("peak-resident-mib ".count))
+    else {
+        fatalError("the \(mode) memory child failed (status \(child.terminationStatus)): \(text)")
+    }
+    return value
+}
+
 LoggingSystem.bootstrap { label in
     var handler = StreamLogHandler.standardError(label: label)
     handler.logLevel = .warning
     return handler
 }
-try await run(Options(CommandLine.arguments))
+if CommandLine.arguments.count > 1 && CommandLine.arguments[1] == "--memory-child" {
+    try await memoryChild(Array(CommandLine.arguments.dropFirst()))
+} else {
+    try await run(Options(CommandLine.arguments))
+}

@@ -203,13 +203,18 @@ public actor WorkflowEventConsumer {
     ) async throws -> Int {
         let reader = Self.makeReaderID()
         var handled = 0
+        // The key, headers and topic cost allocations per event: read only when a span
+        // needs them (a failure reads them from the message still held).
+        let tracing = !(InstrumentationSystem.tracer is NoOpTracer)
         while stop?.isSet != true {
-            guard let message = try await nextMessage(reader: reader, topics: topics, idle: idle, withCoordinates: true, stop: stop)
+            guard let message = try await nextMessage(reader: reader, topics: topics, idle: idle, withCoordinates: tracing, stop: stop)
             else { break }
             let started = ContinuousClock.now
             let outcome = await callWithRetries(
                 configuration.retryPolicy,
-                onRetry: { error, failures in await recordHandlerRetry(error, message: message, failures: failures) }
+                onRetry: { error, failures in
+                    await recordHandlerRetry(error, message: heldMessage(reader: reader) ?? message, failures: failures)
+                }
             ) {
                 try await Self.withEventSpan(message, group: configuration.groupID) { try await handler(message.event) }
             }
@@ -218,7 +223,7 @@ public actor WorkflowEventConsumer {
             case .succeeded:
                 break
             case .failed(let error):
-                try await recordHandlerFailure(error, message: message, reader: reader)
+                try await recordHandlerFailure(error, message: heldMessage(reader: reader) ?? message, reader: reader)
             case .abandoned:
                 // Cancelled while retrying: the event is not done, so it is not stored; the
                 // next owner reads it again.
@@ -571,6 +576,16 @@ public actor WorkflowEventConsumer {
             throw WorkflowEventsError(
                 .groupRequired, "cannot \(operation) without a consumer group: set groupID in the configuration")
         }
+    }
+
+    /// The reader's message in hand with its topic, key, headers and timestamp.
+    private func heldMessage(reader: Int) -> WorkflowEventMessage? {
+        guard let held = inProcess[reader], case .success(let event)? = held.decoded ?? held.withValue({ bytes in
+            Result { () throws(WorkflowEventValidationError) in try WorkflowEvent.decode(bytes) }
+        }) else { return nil }
+        return WorkflowEventMessage(
+            event: event, topic: held.topic, partition: held.partition, offset: held.offset,
+            key: held.key, headers: held.headers, timestamp: held.timestamp)
     }
 
     /// The reader's message in hand has been processed: store its offset.
