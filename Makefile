@@ -10,7 +10,7 @@ test: deps
 	swift test
 
 bench: deps
-	swift run -c release workflow-events-benchmarks
+	bash Benchmarks/run.sh
 
 reliability: deps
 	bash scripts/reliability.sh

@@ -1,7 +1,9 @@
 // Consumer throughput beside a raw librdkafka loop, measured in the same run on the same
 // in-process mock cluster. Each figure is the median of several repetitions.
 //
+//   bash Benchmarks/run.sh (builds, installs the Python side if missing, runs with --python)
 //   swift run -c release workflow-events-benchmarks [--events N] [--partitions P] [--repetitions R]
+//       [--only limit|decode|stream|callback|poll|latency] [--python Benchmarks/python/consume.py]
 import CRDKafka
 import MallocCounter
 import Foundation
@@ -11,13 +13,16 @@ import WorkflowEvents
 import WorkflowEventsTesting
 
 struct Options {
-    var events = 50_000
-    var partitions = 32
+    var events = 1_000_000
+    var partitions = 128
     var repetitions = 3
-    /// One throughput loop alone (limit, decode, stream, callback, poll), for profiling.
+    /// One throughput loop alone (limit, decode, stream, callback, poll), or the latency and
+    /// shutdown figures alone, for profiling.
     var only: String?
+    /// Benchmarks/python/consume.py: Python's confluent-kafka + Pydantic on the same cluster.
+    var python: String?
 
-    static let usage = "usage: workflow-events-benchmarks [--events N] [--partitions P] [--repetitions R] [--only limit|decode|stream|callback|poll]\n"
+    static let usage = "usage: workflow-events-benchmarks [--events N] [--partitions P] [--repetitions R] [--only limit|decode|stream|callback|poll|latency] [--python Benchmarks/python/consume.py]\n"
 
     init(_ arguments: [String]) {
         var iterator = arguments.dropFirst().makeIterator()
@@ -28,7 +33,8 @@ struct Options {
             case "--events" where value > 0: events = value
             case "--partitions" where value > 0: partitions = value
             case "--repetitions" where value > 0: repetitions = value
-            case "--only" where ["limit", "decode", "stream", "callback", "poll"].contains(text): only = text
+            case "--only" where ["limit", "decode", "stream", "callback", "poll", "latency"].contains(text): only = text
+            case "--python" where !text.isEmpty: python = text
             default:
                 FileHandle.standardError.write(Data(Self.usage.utf8))
                 exit(2)
@@ -358,36 +364,58 @@ nonisolated func run(_ options: Options) async throws {
         try await measured("callback") { try await callbackLoop(bootstrap: bootstrap, topic: topic, count: options.events) }
         try await measured("poll") { try await pollLoop(bootstrap: bootstrap, topic: topic, count: options.events) }
     }
-    if let only = options.only {
+    if let script = options.python {
+        for _ in 0..<options.repetitions {
+            rates["python", default: []].append(
+                try pythonLoop(script: script, bootstrap: bootstrap, topic: topic, count: options.events, partitions: options.partitions, validate: false))
+            rates["pydantic", default: []].append(
+                try pythonLoop(script: script, bootstrap: bootstrap, topic: topic, count: options.events, partitions: options.partitions, validate: true))
+        }
+    }
+    if let only = options.only, only != "latency" {
         print(String(format: "%@: %.0f events/s, %.2f allocations/event", only as NSString, median(rates[only] ?? [0]), median(allocations[only] ?? [0])))
         return
     }
-    let limitRate = median(rates["limit"]!)
-    let limitAllocations = median(allocations["limit"]!)
-    let decodeAllocations = median(allocations["decode"]!)
-    print("| what | events/s | × limit | allocations/event | beyond librdkafka's and the event's own |")
-    print("| --- | --- | --- | --- | --- |")
-    for (name, label) in [
-        ("limit", "limit: raw librdkafka loop"), ("decode", "decode only (no Kafka)"),
-        ("stream", "stream: for try await events()"), ("callback", "callback: consumeEvents"),
-        ("poll", "poll(500) + event()"),
-    ] {
-        let rate = median(rates[name]!)
-        let perEvent = median(allocations[name]!)
-        let ratio = name == "decode" ? "-" : String(format: "%.2f", rate / limitRate)
-        let beyond = ["stream", "callback", "poll"].contains(name)
-            ? String(format: "%.2f", perEvent - limitAllocations - decodeAllocations) : "-"
-        print(String(format: "| %@ | %.0f | %@ | %.2f | %@ |", label as NSString, rate, ratio as NSString, perEvent, beyond as NSString))
+    if options.only == nil {
+        try printThroughput()
     }
+    func printThroughput() throws {
+        let limitRate = median(rates["limit"]!)
+        let limitAllocations = median(allocations["limit"]!)
+        let decodeAllocations = median(allocations["decode"]!)
+        print("| what | events/s | × limit | allocations/event | beyond librdkafka's and the event's own |")
+        print("| --- | --- | --- | --- | --- |")
+        for (name, label) in [
+            ("limit", "limit: raw librdkafka loop"), ("decode", "decode only (no Kafka)"),
+            ("stream", "stream: for try await events()"), ("callback", "callback: consumeEvents"),
+            ("poll", "poll(500) + event()"),
+        ] {
+            let rate = median(rates[name]!)
+            let perEvent = median(allocations[name]!)
+            let ratio = name == "decode" ? "-" : String(format: "%.2f", rate / limitRate)
+            let beyond = ["stream", "callback", "poll"].contains(name)
+                ? String(format: "%.2f", perEvent - limitAllocations - decodeAllocations) : "-"
+            print(String(format: "| %@ | %.0f | %@ | %.2f | %@ |", label as NSString, rate, ratio as NSString, perEvent, beyond as NSString))
+        }
+        if options.python != nil {
+            for (name, label) in [
+                ("python", "Python confluent-kafka, no validation"), ("pydantic", "Python confluent-kafka + Pydantic"),
+            ] {
+                let rate = median(rates[name]!)
+                print(String(format: "| %@ | %.0f | %.2f | - | - |", label as NSString, rate, rate / limitRate))
+            }
+            print(String(format: "stream ÷ Python with Pydantic: %.1f×", median(rates["stream"]!) / median(rates["pydantic"]!)))
+        }
 
-    // Peak memory, each in a process of its own.
-    let rawPeak = try measureMemory("raw", bootstrap: bootstrap, topic: topic, count: options.events, partitions: options.partitions)
-    let streamPeak = try measureMemory("stream", bootstrap: bootstrap, topic: topic, count: options.events, partitions: options.partitions)
-    print("")
-    print("| peak resident memory while consuming \(options.events) events | MiB |")
-    print("| --- | --- |")
-    print(String(format: "| raw librdkafka loop (librdkafka's prefetch queue) | %.0f |", rawPeak))
-    print(String(format: "| stream: for try await events() | %.0f |", streamPeak))
+        // Peak memory, each in a process of its own.
+        let rawPeak = try measureMemory("raw", bootstrap: bootstrap, topic: topic, count: options.events, partitions: options.partitions)
+        let streamPeak = try measureMemory("stream", bootstrap: bootstrap, topic: topic, count: options.events, partitions: options.partitions)
+        print("")
+        print("| peak resident memory while consuming \(options.events) events | MiB |")
+        print("| --- | --- |")
+        print(String(format: "| raw librdkafka loop (librdkafka's prefetch queue) | %.0f |", rawPeak))
+        print(String(format: "| stream: for try await events() | %.0f |", streamPeak))
+    }
 
     // Latency at a steady 10,000 events/s, and shutdown.
     let latencyTopic = "bench-latency"
@@ -412,6 +440,7 @@ nonisolated func run(_ options: Options) async throws {
     print(String(format: "| p99 | %.2f |", median(p99)))
     print(String(format: "| p99.9 | %.2f |", median(p999)))
     print(String(format: "| shutdown: cancel to closed, with a group | %.1f |", median(shutdowns)))
+    if options.only != nil { return }
 
     // Ordered concurrent processing: what concurrency buys a handler that waits 10 ms.
     let orderedTopic = "bench-ordered"
@@ -461,6 +490,25 @@ nonisolated func memoryChild(_ arguments: [String]) async throws {
         _ = try await streamLoop(bootstrap: bootstrap, topic: topic, count: count)
     }
     print("peak-resident-mib \(peakResidentMiB())")
+}
+
+/// Runs Benchmarks/python/consume.py on the same cluster and topic; its events/s.
+func pythonLoop(script: String, bootstrap: String, topic: String, count: Int, partitions: Int, validate: Bool) throws -> Double {
+    let child = Process()
+    child.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    child.arguments = ["python3", script, bootstrap, topic, String(count), String(partitions)] + (validate ? [] : ["--no-validation"])
+    let output = Pipe()
+    child.standardOutput = output
+    try child.run()
+    let data = output.fileHandleForReading.readDataToEndOfFile()
+    child.waitUntilExit()
+    let text = String(decoding: data, as: UTF8.self)
+    guard child.terminationStatus == 0, let line = text.split(separator: "\n").first(where: { $0.hasPrefix("events/s ") }),
+        let rate = Double(line.dropFirst("events/s ".count))
+    else {
+        fatalError("\(script) failed (status \(child.terminationStatus)): \(text); it needs `pip install confluent-kafka pydantic`")
+    }
+    return rate
 }
 
 /// Runs the memory measurement in a child process, so that its peak is the consumer's alone.

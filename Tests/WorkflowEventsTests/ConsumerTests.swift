@@ -385,7 +385,7 @@ struct ConsumerTests {
         await consumer.close()
     }
 
-    @Test("a slow loop body does not make the consumer buffer more than one fetch batch")
+    @Test("a slow loop body does not make the consumer buffer more than one fetch batch (beside the one read ahead)")
     func backPressure() async throws {
         let fixture = try await makeFixture(partitions: 1, events: 3000)
         defer { fixture.cluster.shutdown() }
@@ -402,6 +402,38 @@ struct ConsumerTests {
         }
         #expect(count == 250)
         #expect(try await consumer.position(TopicPartition(topic: fixture.topic, partition: 0)) == 250)
+        await consumer.close()
+    }
+
+    @Test("a reader slower than librdkafka's fetcher, with small prefetch limits, reads every event in order")
+    func slowReaderSmallPrefetch() async throws {
+        let fixture = try await makeFixture(partitions: 3, events: 6_000)
+        defer { fixture.cluster.shutdown() }
+        var configuration = WorkflowEventConsumer.Configuration(bootstrapServers: fixture.cluster.bootstrapServers)
+        // librdkafka stops fetching at 200 queued messages: the reader below lets it get there.
+        configuration.properties = ["queued.min.messages": "200"]
+        configuration.fetchBatchSize = 50
+        let consumer = try WorkflowEventConsumer(configuration: configuration)
+        var seen: [TopicPartition: [Int64]] = [:]
+        var count = 0
+        for try await message in consumer.messages(topics: [fixture.topic]) {
+            seen[message.topicPartition, default: []].append(message.offset)
+            count += 1
+            if count % 500 == 0 { try await Task.sleep(for: .milliseconds(20)) }
+            if count == 6_000 { break }
+        }
+        let produced = Dictionary(grouping: fixture.reports, by: \.partition).mapValues { $0.map(\.offset).sorted() }
+        for (partition, offsets) in produced {
+            #expect(seen[TopicPartition(topic: fixture.topic, partition: partition)] == offsets)
+        }
+        // The queue reached librdkafka's limit and ran low again: before 2.1 the fetcher is
+        // woken (it would otherwise wait up to a second each time); later versions need not.
+        let wakeUps = await consumer.statistics.fetcherWakeUps
+        if WorkflowEventConsumer.wakesLibrdkafkaFetcher {
+            #expect(wakeUps > 0, "librdkafka \(WorkflowEventConsumer.librdkafkaVersion)")
+        } else {
+            #expect(wakeUps == 0, "librdkafka \(WorkflowEventConsumer.librdkafkaVersion)")
+        }
         await consumer.close()
     }
 }

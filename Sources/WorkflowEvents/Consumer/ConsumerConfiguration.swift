@@ -33,7 +33,9 @@ extension WorkflowEventConsumer {
         public var assignmentTimeout: Duration
         /// How long `close` waits to commit and leave the group before it gives up.
         public var closeTimeout: Duration
-        /// The most messages taken from librdkafka at once while streaming.
+        /// The most messages taken from librdkafka at once while streaming. A stream holds
+        /// at most two batches: the one it delivers from, and the next, taken and validated
+        /// ahead on another thread.
         public var fetchBatchSize: Int
         /// The client id the brokers see in their logs and quotas (`client.id`).
         public var clientID: String

@@ -105,6 +105,9 @@ public struct ConsumerStatistics: Sendable, Hashable {
     public var peakEventsInProcessing = 0
     /// Offset commits the broker refused (automatic, explicit, and before a hand-over).
     public var commitFailures = 0
+    /// Times librdkafka's fetcher was woken after its queue had reached a limit and run low
+    /// (librdkafka before 2.1 would otherwise look again only a second later).
+    public var fetcherWakeUps = 0
 
     /// All counts zero.
     public init() {}

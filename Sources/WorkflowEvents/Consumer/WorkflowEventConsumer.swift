@@ -71,6 +71,13 @@ public actor WorkflowEventConsumer {
     var isProcessing = false
 
     private static let readerIDs = Atomic<Int>(0)
+
+    /// The version of the librdkafka library this process uses, such as "2.0.2".
+    public static var librdkafkaVersion: String { librdkafkaVersionText }
+
+    /// Whether librdkafka stops fetching for up to a second once its queue is full (before
+    /// 2.1), so that the consumer wakes its fetcher when the queue runs low.
+    public static var wakesLibrdkafkaFetcher: Bool { librdkafkaVersionNumber < 0x0201_0000 }
     private static func makeReaderID() -> Int { readerIDs.add(1, ordering: .relaxed).newValue }
 
     /// Creates a consumer with the seed guide's settings and defaults.
@@ -142,7 +149,7 @@ public actor WorkflowEventConsumer {
         let reader = Self.makeReaderID()
         let watch = StreamCancellationWatch(consumer: self, reader: reader)
         return AsyncThrowingStream(unfolding: { [self] in
-            _ = watch
+            defer { watch.check() }
             return try await self.nextMessage(reader: reader, topics: topics, idle: idleTimeout, withCoordinates: false)?.event
         })
     }
@@ -155,7 +162,7 @@ public actor WorkflowEventConsumer {
         let reader = Self.makeReaderID()
         let watch = StreamCancellationWatch(consumer: self, reader: reader)
         return AsyncThrowingStream(unfolding: { [self] in
-            _ = watch
+            defer { watch.check() }
             return try await self.nextMessage(reader: reader, topics: topics, idle: idleTimeout, withCoordinates: true)
         })
     }
@@ -497,6 +504,7 @@ public actor WorkflowEventConsumer {
         var snapshot = counters
         snapshot.bufferedMessages = buffer.count
         (snapshot.rebalances, snapshot.commitFailures) = client.context.state.withLock { ($0.rebalances, $0.commitFailures) }
+        snapshot.fetcherWakeUps = client.fetcherWakeUps
         return snapshot
     }
 
@@ -596,10 +604,10 @@ public actor WorkflowEventConsumer {
         }
     }
 
-    /// A stream's iterating task was cancelled outside a fetch: its event in hand was
-    /// processed (the loop asked for the next one), so store it and close.
-    fileprivate func closeAfterCancellation(of reader: Int) async {
-        finishProcessing(reader: reader)
+    /// A stream's iterating task was cancelled outside a fetch: closes, storing the event in
+    /// hand when it is known to be processed (the loop asked for the next one).
+    fileprivate func closeAfterCancellation(of reader: Int, eventInHandDone: Bool) async {
+        if eventInHandDone { finishProcessing(reader: reader) }
         await close()
     }
 
@@ -1035,23 +1043,37 @@ public actor WorkflowEventConsumer {
 }
 
 /// `AsyncThrowingStream(unfolding:)` ends an iteration whose task is cancelled without
-/// calling its closure again, and releases the closure on the cancelled task itself: this
-/// watch, captured by the closure, sees that release and closes the consumer. Released on
-/// a task that is not cancelled (a `break`, a dropped stream), it does nothing.
+/// calling its closure again, and releases the closure: this watch, captured by the
+/// closure, sees that release and closes the consumer. The release usually happens on the
+/// cancelled task itself; but when the cancellation lands just as the closure returns an
+/// event, the stream's cancellation handler releases it on the cancelling task. So the
+/// closure also records, after each element, whether its task was cancelled by then.
+/// Released on a task that is not cancelled, with no cancellation seen (a `break`, a
+/// dropped stream), it does nothing.
 private final class StreamCancellationWatch: Sendable {
     let consumer: WorkflowEventConsumer
     let reader: Int
+    private let sawCancellation = Atomic<Bool>(false)
 
     init(consumer: WorkflowEventConsumer, reader: Int) {
         self.consumer = consumer
         self.reader = reader
     }
 
+    /// Called by the stream's closure before it returns an element.
+    func check() {
+        if Task.isCancelled { sawCancellation.store(true, ordering: .releasing) }
+    }
+
     deinit {
-        if Task.isCancelled {
+        // On the cancelled task, the loop has asked for the next event: the one in hand is
+        // done. Released elsewhere, the loop body may still be working on it: it is not
+        // stored, and the next owner reads it again.
+        let onReadingTask = Task.isCancelled
+        if onReadingTask || sawCancellation.load(ordering: .acquiring) {
             let consumer = consumer
             let reader = reader
-            Task { await consumer.closeAfterCancellation(of: reader) }
+            Task { await consumer.closeAfterCancellation(of: reader, eventInHandDone: onReadingTask) }
         }
     }
 }

@@ -392,7 +392,7 @@ final class RDKafkaConsumerClient: @unchecked Sendable {
     private let wakeUpQueue = DispatchQueue(label: "workflow-events.consumer.fetcher-wake-up")
 
     init(properties: [(String, String)], logger: Logger, metrics: ConsumerMetrics, listeners: RebalanceListeners) throws {
-        fetcherWakeUp = FetcherWakeUp(properties: properties, librdkafkaVersion: Int(rd_kafka_version()))
+        fetcherWakeUp = FetcherWakeUp(properties: properties, librdkafkaVersion: librdkafkaVersionNumber)
         let context = RDKafkaCallbackContext(logger: logger, metrics: metrics, listeners: listeners)
         let retained = Unmanaged.passRetained(context)
         do {
@@ -511,6 +511,9 @@ final class RDKafkaConsumerClient: @unchecked Sendable {
             }
         }
     }
+
+    /// How many times the fetcher was woken.
+    var fetcherWakeUps: Int { fetcherWakeUp?.count ?? 0 }
 
     /// Ends a `fetch` that is waiting, from any thread.
     func wakeUp() {
@@ -778,6 +781,11 @@ final class RDKafkaConsumerClient: @unchecked Sendable {
     }
 }
 
+/// The librdkafka this process runs with, as it names itself ("2.0.2").
+let librdkafkaVersionText = String(cString: rd_kafka_version_str())
+/// The same as a number, 0xMMmmrrxx.
+let librdkafkaVersionNumber = Int(rd_kafka_version())
+
 /// When to wake librdkafka's fetcher (see `RDKafkaConsumerClient.keepFetcherBusy`).
 final class FetcherWakeUp: Sendable {
     private struct State {
@@ -785,6 +793,7 @@ final class FetcherWakeUp: Sendable {
         var lastWakeUp: UInt64 = 0
         var inFlight = false
         var averageSize = 512.0
+        var count = 0
     }
 
     private let messageLimit: Int
@@ -793,7 +802,7 @@ final class FetcherWakeUp: Sendable {
 
     /// Nil when librdkafka (2.1 or later) backs off on a full queue by itself.
     init?(properties: [(String, String)], librdkafkaVersion: Int) {
-        guard librdkafkaVersion < 0x0201_0000 else { return nil }
+        guard librdkafkaVersion < 0x0201_0000 else { return nil }  // 2.1 has fetch.queue.backoff.ms
         var settings: [String: String] = [:]
         for (key, value) in properties { settings[key] = value }
         messageLimit = settings["queued.min.messages"].flatMap { Int($0) } ?? 100_000
@@ -819,6 +828,7 @@ final class FetcherWakeUp: Sendable {
             else { return false }
             state.inFlight = true
             state.lastWakeUp = now
+            state.count += 1
             return true
         }
     }
@@ -826,4 +836,6 @@ final class FetcherWakeUp: Sendable {
     func finished() {
         state.withLock { $0.inFlight = false }
     }
+
+    var count: Int { state.withLock { $0.count } }
 }
