@@ -405,6 +405,31 @@ struct ConsumerTests {
         await consumer.close()
     }
 
+    @Test("cancelling a tight loop closes the consumer, wherever the cancellation lands (50 times)")
+    func cancellationAnywhereCloses() async throws {
+        let fixture = try await makeFixture(partitions: 4, events: 5_000)
+        defer { fixture.cluster.shutdown() }
+        for round in 0..<50 {
+            let consumer = try WorkflowEventConsumer(
+                configuration: .init(bootstrapServers: fixture.cluster.bootstrapServers))
+            // An empty loop body: the task spends its time inside the stream, where the
+            // cancellation can land before, during or just after an event is returned.
+            let reading = Task {
+                var count = 0
+                for try await _ in consumer.events(topics: [fixture.topic]) { count += 1 }
+                return count
+            }
+            try await waitUntil("round \(round): events flow", timeout: .seconds(10)) {
+                await consumer.statistics.eventsDelivered >= 100 + round * 50
+            }
+            reading.cancel()
+            _ = await reading.result
+            try await waitUntil("round \(round): the cancelled consumer closed", timeout: .seconds(5)) {
+                await consumer.isClosed
+            }
+        }
+    }
+
     @Test("a reader slower than librdkafka's fetcher, with small prefetch limits, reads every event in order")
     func slowReaderSmallPrefetch() async throws {
         let fixture = try await makeFixture(partitions: 3, events: 6_000)
