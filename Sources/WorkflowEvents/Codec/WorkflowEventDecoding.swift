@@ -183,7 +183,12 @@ struct JSONReader {
             let raw = UnsafeRawPointer(base)
             while index + 8 <= bytes.count {
                 let word = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: index, as: UInt64.self))
-                if Self.needsAttention(word) { break }
+                let mask = Self.attention(word)
+                if mask != 0 {
+                    // The lowest flagged byte is the first one that needs a look.
+                    index += mask.trailingZeroBitCount >> 3
+                    break
+                }
                 index += 8
             }
         }
@@ -208,16 +213,18 @@ struct JSONReader {
         throw error(.invalidJSON, field, "unterminated string", at: start - 1)
     }
 
-    /// Whether any byte of `word` is a quote, a backslash, below 0x20 or above 0x7F.
+    /// The high bit of each byte of `word` that is a quote, a backslash, below 0x20 or
+    /// above 0x7F. Bits above the first such byte may be set wrongly (a borrow carries
+    /// upwards); the lowest set bit is always right.
     @inline(__always)
-    private static func needsAttention(_ word: UInt64) -> Bool {
+    private static func attention(_ word: UInt64) -> UInt64 {
         let ones: UInt64 = 0x0101_0101_0101_0101
         let highs: UInt64 = 0x8080_8080_8080_8080
-        func hasZeroByte(_ x: UInt64) -> UInt64 { (x &- ones) & ~x & highs }
-        let quotes = hasZeroByte(word ^ (ones &* 0x22))
-        let backslashes = hasZeroByte(word ^ (ones &* 0x5C))
+        func zeroBytes(_ x: UInt64) -> UInt64 { (x &- ones) & ~x & highs }
+        let quotes = zeroBytes(word ^ (ones &* 0x22))
+        let backslashes = zeroBytes(word ^ (ones &* 0x5C))
         let controls = (word &- ones &* 0x20) & ~word & highs
-        return (quotes | backslashes | controls | (word & highs)) != 0
+        return quotes | backslashes | controls | (word & highs)
     }
 
     mutating func readString(_ field: String?) throws(WorkflowEventValidationError) -> String {
@@ -445,8 +452,9 @@ struct JSONReader {
     }
 
     private mutating func readObject(depth: Int, field: String?) throws(WorkflowEventValidationError) -> [String: JSONValue] {
-        // Room for the few members events carry, so that the table is allocated once.
-        var members = [String: JSONValue](minimumCapacity: 8)
+        // Room for the few members events carry, so that the table is allocated once (copied
+        // from an empty template: cheaper than asking for a capacity each time).
+        var members = emptyObject
         try readMembers(depth: depth, field: field) { reader, key throws(WorkflowEventValidationError) in
             let name = try reader.makeString(key, field)
             members[name] = try reader.readValue(depth: depth, field: field)
@@ -657,7 +665,7 @@ struct JSONReader {
         guard peek() == UInt8(ascii: "{") else {
             throw error(.wrongType, "metadata", "expected an object of strings, found \(typeName(peek()))")
         }
-        var metadata = [String: String](minimumCapacity: 4)
+        var metadata = emptyMetadata
         try readMembers(depth: 2, field: "metadata") { reader, key throws(WorkflowEventValidationError) in
             let name = try reader.makeString(key, "metadata")
             guard reader.peek() == quote else {
@@ -668,6 +676,12 @@ struct JSONReader {
         return metadata
     }
 }
+
+// MARK: - Templates
+
+/// Empty tables with room for a few members; a decoded object starts as a copy.
+private let emptyObject = [String: JSONValue](minimumCapacity: 8)
+private let emptyMetadata = [String: String](minimumCapacity: 4)
 
 // MARK: - Known values
 
@@ -714,24 +728,32 @@ func parseUUIDString(_ text: String) -> UUID? {
     return text.withUTF8 { parseUUID($0) }
 }
 
+/// The value of a hex digit, without branches (digits and letters come mixed, so branches
+/// would be mispredicted); `bad` gets a bit when `byte` is not a hex digit.
+@inline(__always)
+private func hexNibble(_ byte: UInt8, _ bad: inout UInt8) -> UInt8 {
+    let digit = byte &- 0x30
+    let letter = (byte | 0x20) &- 0x61
+    let isDigit: UInt8 = digit < 10 ? 1 : 0
+    let isLetter: UInt8 = letter < 6 ? 1 : 0
+    bad |= 1 &- (isDigit | isLetter)
+    return isDigit == 1 ? digit : letter &+ 10
+}
+
 /// Parses the canonical 8-4-4-4-12 form, in either case.
 func parseUUID(_ text: UnsafeBufferPointer<UInt8>) -> UUID? {
     guard text.count == 36, let p = text.baseAddress, p[8] == UInt8(ascii: "-"), p[13] == UInt8(ascii: "-"),
         p[18] == UInt8(ascii: "-"), p[23] == UInt8(ascii: "-")
     else { return nil }
-    var invalid: UInt8 = 0
+    var bad: UInt8 = 0
     @inline(__always) func byte(_ at: Int) -> UInt8 {
-        let high = hexDigit(p[at])
-        let low = hexDigit(p[at + 1])
-        invalid |= high | low
-        return high << 4 | (low & 0x0F)
+        hexNibble(p[at], &bad) << 4 | hexNibble(p[at + 1], &bad)
     }
     let uuid: uuid_t = (
         byte(0), byte(2), byte(4), byte(6), byte(9), byte(11), byte(14), byte(16),
         byte(19), byte(21), byte(24), byte(26), byte(28), byte(30), byte(32), byte(34)
     )
-    // A digit is below 16; 0xFF marks a byte that is not one.
-    return invalid < 16 ? UUID(uuid: uuid) : nil
+    return bad == 0 ? UUID(uuid: uuid) : nil
 }
 
 func parseUUID(_ text: [UInt8]) -> UUID? {
