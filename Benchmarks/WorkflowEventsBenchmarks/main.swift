@@ -45,17 +45,44 @@ struct Options {
 
 func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
 
-/// The limit: librdkafka's own batch consumer loop, no decoding, no Swift concurrency.
-func rawLoop(bootstrap: String, topic: String, partitions: Int, count: Int) -> Double {
+/// The text librdkafka wrote into an error buffer.
+func errorMessage(_ buffer: [CChar]) -> String {
+    String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
+
+/// A raw librdkafka handle with these properties.
+func rawHandle(_ type: rd_kafka_type_t, _ properties: [(String, String)]) -> OpaquePointer {
     let conf = rd_kafka_conf_new()
     var errorText = [CChar](repeating: 0, count: 512)
-    for (key, value) in [
-        ("bootstrap.servers", bootstrap), ("group.id", "raw-\(UUID())"), ("enable.auto.commit", "false"),
-        ("log_level", "3"),
-    ] {
-        _ = rd_kafka_conf_set(conf, key, value, &errorText, errorText.count)
+    for (key, value) in properties {
+        guard rd_kafka_conf_set(conf, key, value, &errorText, errorText.count) == RD_KAFKA_CONF_OK else {
+            fatalError("\(key)=\(value): \(errorMessage(errorText))")
+        }
     }
-    let handle = rd_kafka_new(RD_KAFKA_CONSUMER, conf, &errorText, errorText.count)!
+    guard let handle = rd_kafka_new(type, conf, &errorText, errorText.count) else {
+        fatalError("rd_kafka_new: \(errorMessage(errorText))")
+    }
+    return handle
+}
+
+/// The sum of the partitions' low watermarks: how many messages the mock cluster has
+/// deleted (its retention keeps about 5 MB per partition).
+func deletedMessages(_ handle: OpaquePointer, topic: String, partitions: Int) -> Int64 {
+    var deleted: Int64 = 0
+    for partition in 0..<Int32(partitions) {
+        var low: Int64 = 0
+        var high: Int64 = 0
+        _ = rd_kafka_query_watermark_offsets(handle, topic, partition, &low, &high, 5000)
+        deleted += low
+    }
+    return deleted
+}
+
+/// The limit: librdkafka's own batch consumer loop, no decoding, no Swift concurrency.
+func rawLoop(bootstrap: String, topic: String, partitions: Int, count: Int) -> Double {
+    let handle = rawHandle(
+        RD_KAFKA_CONSUMER,
+        [("bootstrap.servers", bootstrap), ("group.id", "raw-\(UUID())"), ("enable.auto.commit", "false"), ("log_level", "3")])
     rd_kafka_poll_set_consumer(handle)
     let list = rd_kafka_topic_partition_list_new(Int32(partitions))!
     for partition in 0..<Int32(partitions) {
@@ -74,13 +101,7 @@ func rawLoop(bootstrap: String, topic: String, partitions: Int, count: Int) -> D
         if n <= 0 {
             idle += 1
             if idle == 10 {
-                var lost: Int64 = 0
-                for partition in 0..<Int32(partitions) {
-                    var low: Int64 = 0
-                    var high: Int64 = 0
-                    _ = rd_kafka_query_watermark_offsets(handle, topic, partition, &low, &high, 5000)
-                    lost += low
-                }
+                let lost = deletedMessages(handle, topic: topic, partitions: partitions)
                 fatalError("the raw loop read \(received) of \(count) messages, then nothing for 10 s; the mock cluster deleted \(lost) old messages (its retention): use more partitions or fewer events")
             }
         }
@@ -100,25 +121,6 @@ func rawLoop(bootstrap: String, topic: String, partitions: Int, count: Int) -> D
     rd_kafka_destroy(handle)
     precondition(bytes > 0)
     return Double(received) / seconds(elapsed)
-}
-
-/// The low watermark of each partition, read with a raw handle: what the mock cluster has
-/// already deleted (its retention keeps about 5 MB per partition).
-func deletedMessages(bootstrap: String, topic: String, partitions: Int) -> Int64 {
-    let conf = rd_kafka_conf_new()
-    var errorText = [CChar](repeating: 0, count: 512)
-    _ = rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, &errorText, errorText.count)
-    _ = rd_kafka_conf_set(conf, "log_level", "3", &errorText, errorText.count)
-    let handle = rd_kafka_new(RD_KAFKA_CONSUMER, conf, &errorText, errorText.count)!
-    defer { rd_kafka_destroy(handle) }
-    var deleted: Int64 = 0
-    for partition in 0..<Int32(partitions) {
-        var low: Int64 = 0
-        var high: Int64 = 0
-        _ = rd_kafka_query_watermark_offsets(handle, topic, partition, &low, &high, 5000)
-        deleted += low
-    }
-    return deleted
 }
 
 func seconds(_ duration: Duration) -> Double {
@@ -240,12 +242,7 @@ func monotonicNanoseconds() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
 /// each carrying its send time in `metadata["sent_ns"]`; runs on a thread of its own.
 func paceProducer(bootstrap: String, topic: String, count: Int, rate: Int) -> Thread {
     let thread = Thread {
-        let conf = rd_kafka_conf_new()
-        var errorText = [CChar](repeating: 0, count: 512)
-        for (key, value) in [("bootstrap.servers", bootstrap), ("linger.ms", "1"), ("log_level", "3")] {
-            _ = rd_kafka_conf_set(conf, key, value, &errorText, errorText.count)
-        }
-        let handle = rd_kafka_new(RD_KAFKA_PRODUCER, conf, &errorText, errorText.count)!
+        let handle = rawHandle(RD_KAFKA_PRODUCER, [("bootstrap.servers", bootstrap), ("linger.ms", "1"), ("log_level", "3")])
         let topicHandle = rd_kafka_topic_new(handle, topic, nil)
         var generator = SampleEvents.Generator(seed: 11)
         let start = monotonicNanoseconds()
@@ -310,15 +307,12 @@ func percentiles(_ samples: [Double]) -> (Double, Double, Double) {
 /// The same produce-to-consumer latency for a raw librdkafka loop (single-message consume,
 /// the send time found in the value's bytes): what librdkafka and the mock cost alone.
 func rawLatency(bootstrap: String, topic: String, count: Int, rate: Int) -> (Double, Double, Double) {
-    let conf = rd_kafka_conf_new()
-    var errorText = [CChar](repeating: 0, count: 512)
-    for (key, value) in [
-        ("bootstrap.servers", bootstrap), ("group.id", "raw-latency-\(UUID())"), ("enable.auto.commit", "false"),
-        ("fetch.wait.max.ms", "1"), ("log_level", "3"),
-    ] {
-        _ = rd_kafka_conf_set(conf, key, value, &errorText, errorText.count)
-    }
-    let handle = rd_kafka_new(RD_KAFKA_CONSUMER, conf, &errorText, errorText.count)!
+    let handle = rawHandle(
+        RD_KAFKA_CONSUMER,
+        [
+            ("bootstrap.servers", bootstrap), ("group.id", "raw-latency-\(UUID())"), ("enable.auto.commit", "false"),
+            ("fetch.wait.max.ms", "1"), ("log_level", "3"),
+        ])
     rd_kafka_poll_set_consumer(handle)
     let list = rd_kafka_topic_partition_list_new(1)!
     rd_kafka_topic_partition_list_add(list, topic, 0).pointee.offset = Int64(RD_KAFKA_OFFSET_END)
@@ -401,7 +395,9 @@ nonisolated func run(_ options: Options) async throws {
     guard stored == Int64(options.events), Set(reports.map { "\($0.partition):\($0.offset)" }).count == options.events else {
         fatalError("the producer reported \(stored) offsets for \(options.events) events")
     }
-    let deleted = deletedMessages(bootstrap: cluster.bootstrapServers, topic: topic, partitions: options.partitions)
+    let checker = rawHandle(RD_KAFKA_CONSUMER, [("bootstrap.servers", cluster.bootstrapServers), ("log_level", "3")])
+    let deleted = deletedMessages(checker, topic: topic, partitions: options.partitions)
+    rd_kafka_destroy(checker)
     guard deleted == 0 else {
         fatalError("the mock cluster has already deleted \(deleted) of the \(options.events) events (its retention): use more partitions or fewer events")
     }
@@ -565,42 +561,39 @@ nonisolated func memoryChild(_ arguments: [String]) async throws {
     print("peak-resident-mib \(peakResidentMiB())")
 }
 
-/// Runs Benchmarks/python/consume.py on the same cluster and topic; its events/s.
-func pythonLoop(script: String, bootstrap: String, topic: String, count: Int, partitions: Int, validate: Bool) throws -> Double {
+/// Runs a child process and returns the number on its output line that starts with `prefix`.
+func childFigure(_ executable: URL, _ arguments: [String], prefix: String, hint: String = "") throws -> Double {
     let child = Process()
-    child.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    child.arguments = ["python3", script, bootstrap, topic, String(count), String(partitions)] + (validate ? [] : ["--no-validation"])
+    child.executableURL = executable
+    child.arguments = arguments
     let output = Pipe()
     child.standardOutput = output
     try child.run()
     let data = output.fileHandleForReading.readDataToEndOfFile()
     child.waitUntilExit()
     let text = String(decoding: data, as: UTF8.self)
-    guard child.terminationStatus == 0, let line = text.split(separator: "\n").first(where: { $0.hasPrefix("events/s ") }),
-        let rate = Double(line.dropFirst("events/s ".count))
+    guard child.terminationStatus == 0, let line = text.split(separator: "\n").first(where: { $0.hasPrefix(prefix) }),
+        let value = Double(line.dropFirst(prefix.count))
     else {
-        fatalError("\(script) failed (status \(child.terminationStatus)): \(text); it needs `pip install confluent-kafka pydantic`")
+        fatalError("\(executable.path) \(arguments.joined(separator: " ")) failed (status \(child.terminationStatus)): \(text)\(hint)")
     }
-    return rate
+    return value
+}
+
+/// Runs Benchmarks/python/consume.py on the same cluster and topic; its events/s.
+func pythonLoop(script: String, bootstrap: String, topic: String, count: Int, partitions: Int, validate: Bool) throws -> Double {
+    try childFigure(
+        URL(fileURLWithPath: "/usr/bin/env"),
+        ["python3", script, bootstrap, topic, String(count), String(partitions)] + (validate ? [] : ["--no-validation"]),
+        prefix: "events/s ", hint: "; it needs `pip install confluent-kafka pydantic`")
 }
 
 /// Runs the memory measurement in a child process, so that its peak is the consumer's alone.
 func measureMemory(_ mode: String, bootstrap: String, topic: String, count: Int, partitions: Int) throws -> Double {
-    let child = Process()
-    child.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-    child.arguments = ["--memory-child", mode, bootstrap, topic, String(count), String(partitions)]
-    let output = Pipe()
-    child.standardOutput = output
-    try child.run()
-    let data = output.fileHandleForReading.readDataToEndOfFile()
-    child.waitUntilExit()
-    let text = String(decoding: data, as: UTF8.self)
-    guard child.terminationStatus == 0, let line = text.split(separator: "\n").first(where: { $0.hasPrefix("peak-resident-mib ") }),
-        let value = Double(line.dropFirst("peak-resident-mib ".count))
-    else {
-        fatalError("the \(mode) memory child failed (status \(child.terminationStatus)): \(text)")
-    }
-    return value
+    try childFigure(
+        URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath(),
+        ["--memory-child", mode, bootstrap, topic, String(count), String(partitions)],
+        prefix: "peak-resident-mib ")
 }
 
 LoggingSystem.bootstrap { label in
