@@ -107,7 +107,9 @@ enum Reference {
         }
         let (year, month, day) = (Int(group(1)!)!, Int(group(2)!)!, Int(group(3)!)!)
         let (hour, minute, second) = (Int(group(4)!)!, Int(group(5)!)!, Int(group(6)!)!)
-        guard (1...12).contains(month), day >= 1, hour <= 23, minute <= 59, second <= 60 else { return nil }
+        // Year 0000 fits RFC 3339's grammar, but Python's datetime (and so Pydantic) starts at
+        // year 1: so does the contract.
+        guard year >= 1, (1...12).contains(month), day >= 1, hour <= 23, minute <= 59, second <= 60 else { return nil }
         // RFC 3339 dates are proleptic Gregorian (Foundation's calendar turns Julian before 1582).
         let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
         let lengths = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
@@ -248,7 +250,11 @@ struct CorpusGenerator {
             let key = pick(Array(fields.keys).sorted())
             if below(2) == 0 { fields[key] = nil } else { fields[key] = pick(["7", "[]", "{}", "true", "null", "\"\""]) }
         }
-        let members = fields.keys.sorted { _, _ in below(2) == 0 }.map { "\"\($0)\":\(fields[$0]!)" }
+        // Shuffled from a sorted start, so that the same seed gives the same documents in
+        // every process (a dictionary's own order changes from one process to the next).
+        var keys = fields.keys.sorted()
+        for index in stride(from: keys.count - 1, to: 0, by: -1) { keys.swapAt(index, below(index + 1)) }
+        let members = keys.map { "\"\($0)\":\(fields[$0]!)" }
         return Array(("{" + members.joined(separator: pick([",", ", ", " ,\n"])) + "}").utf8)
     }
 
