@@ -337,6 +337,8 @@ final class OrderedProcessor: @unchecked Sendable {
     private var revocations: [Revocation] = []
     private var runningKeys: Set<String> = []
     private var totalFull = false
+    /// Partitions paused while the total was full before any of their messages came.
+    private var pausedUnseen: Set<TopicPartition> = []
     private var draining = false
     private var failure: (any Error)?
     private var fetcher: Task<Void, Never>?
@@ -650,7 +652,21 @@ final class OrderedProcessor: @unchecked Sendable {
         var pause: [TopicPartition] = []
         var resume: [TopicPartition] = []
         for partition in partitions {
-            guard var state = progress[partition] else { continue }
+            guard var state = progress[partition] else {
+                // Not read from yet: paused with the others while the total is full, or its
+                // messages would keep coming until its first batch is seen.
+                if full, !pausedUnseen.contains(partition) {
+                    pausedUnseen.insert(partition)
+                    pause.append(partition)
+                } else if !full, pausedUnseen.remove(partition) != nil {
+                    resume.append(partition)
+                }
+                continue
+            }
+            if pausedUnseen.remove(partition) != nil {
+                state.paused = true
+                progress[partition] = state
+            }
             let shouldPause = full || state.inMemory >= limits.maxBufferedEventsPerPartition
             if shouldPause != state.paused {
                 state.paused = shouldPause
