@@ -532,6 +532,28 @@ nonisolated func run(_ options: Options) async throws {
         if concurrency == 1 { baseline = rate }
         print(String(format: "| %11d | %8.0f | %15.1f |", concurrency, rate, rate / baseline))
     }
+
+    // The targets, against this run's figures.
+    func verdict(_ met: Bool, _ shortBy: String) -> String { met ? "met" : "not met: \(shortBy)" }
+    let limitRate = median(rates["limit"]!)
+    print("")
+    print("| target | this run | |")
+    print("| --- | --- | --- |")
+    for (name, label) in [("stream", "stream"), ("callback", "callback"), ("poll", "poll(500)")] {
+        let ratio = median(rates[name]!) / limitRate
+        print(String(format: "| %@ ≥ 0.6 × limit | %.2f × | %@ |", label as NSString, ratio,
+            verdict(ratio >= 0.6, String(format: "%.1f times short", 0.6 / ratio)) as NSString))
+    }
+    let decodeRate = median(rates["decode"]!)
+    print(String(format: "| decode ≥ 1,000,000 events/s | %.0f | %@ |", decodeRate,
+        verdict(decodeRate >= 1_000_000, String(format: "%.0f %% short", (1 - decodeRate / 1_000_000) * 100)) as NSString))
+    let beyond = median(allocations["stream"]!) - median(allocations["limit"]!) - median(allocations["decode"]!)
+    print(String(format: "| ≤ 3 allocations per event beyond the event's own (stream) | %.2f | %@ |", beyond,
+        verdict(beyond <= 3, String(format: "%.2f over", beyond - 3)) as NSString))
+    print(String(format: "| p99 latency < 5 ms at 10,000 events/s | %.2f ms | %@ |", median(p99),
+        verdict(median(p99) < 5, String(format: "%.2f ms over", median(p99) - 5)) as NSString))
+    print(String(format: "| shutdown < 100 ms | %.1f ms | %@ |", median(shutdowns),
+        verdict(median(shutdowns) < 100, String(format: "%.1f ms over", median(shutdowns) - 100)) as NSString))
 }
 
 /// Peak resident memory of this process so far, in MiB: the kernel's VmHWM (getrusage's
