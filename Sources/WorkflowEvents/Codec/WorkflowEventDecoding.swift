@@ -708,26 +708,6 @@ private let knownEventSources = KnownValues(EventSource.allKnown.map(\.rawValue)
 
 // MARK: - UUID
 
-/// The value of a hex digit, or 0xFF.
-@inline(__always)
-private func hexDigit(_ byte: UInt8) -> UInt8 {
-    let digit = byte &- 0x30
-    if digit < 10 { return digit }
-    let letter = (byte | 0x20) &- 0x61
-    return letter < 6 ? letter + 10 : 0xFF
-}
-
-@inline(__always)
-private func hexValue(_ byte: UInt8) -> UInt8? {
-    let digit = hexDigit(byte)
-    return digit == 0xFF ? nil : digit
-}
-
-func parseUUIDString(_ text: String) -> UUID? {
-    var text = text
-    return text.withUTF8 { parseUUID($0) }
-}
-
 /// The value of a hex digit, without branches (digits and letters come mixed, so branches
 /// would be mispredicted); `bad` gets a bit when `byte` is not a hex digit.
 @inline(__always)
@@ -738,6 +718,19 @@ private func hexNibble(_ byte: UInt8, _ bad: inout UInt8) -> UInt8 {
     let isLetter: UInt8 = letter < 6 ? 1 : 0
     bad |= 1 &- (isDigit | isLetter)
     return isDigit == 1 ? digit : letter &+ 10
+}
+
+/// The value of a hex digit, or nil.
+@inline(__always)
+private func hexValue(_ byte: UInt8) -> UInt8? {
+    var bad: UInt8 = 0
+    let value = hexNibble(byte, &bad)
+    return bad == 0 ? value : nil
+}
+
+func parseUUIDString(_ text: String) -> UUID? {
+    var text = text
+    return text.withUTF8 { parseUUID($0) }
 }
 
 /// Parses the canonical 8-4-4-4-12 form, in either case.
