@@ -41,6 +41,12 @@ struct FaultTests {
         }
         var faults: [String] = []
         func fault(_ name: String, _ action: () throws -> Void) async throws {
+            // Each fault lands on a settled group: librdkafka 2.0.2's mock aborts the process
+            // (an assertion in rd_kafka_mock_cgrp_member_add) when a broker goes away while a
+            // member's JoinGroup answer is pending there and the member joins again.
+            try await waitUntil("the consumer owns its 6 partitions before '\(name)'", timeout: .seconds(30)) {
+                await consumer.assignment.count == 6
+            }
             try action()
             faults.append(name)
             try await Task.sleep(for: .milliseconds(700))
