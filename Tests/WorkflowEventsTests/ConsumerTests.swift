@@ -2,6 +2,7 @@ import Foundation
 import InMemoryLogging
 import Logging
 import TestSupport
+import Synchronization
 import Testing
 import WorkflowEvents
 import WorkflowEventsTesting
@@ -196,12 +197,16 @@ struct ConsumerTests {
         let configuration = groupConfiguration(fixture.cluster, group: "split")
         let a = try WorkflowEventConsumer(configuration: configuration)
         let b = try WorkflowEventConsumer(configuration: configuration)
+        // Both serve until the group has read all 90 (no idle timeout to outlast: on a loaded
+        // machine the join, the mock's held rebalance and producing can take many seconds).
+        let total = Tally()
         let read = try await withThrowingTaskGroup(of: [UUID]?.self) { group in
             for consumer in [a, b] {
                 group.addTask {
                     var seen: [UUID] = []
-                    _ = try await consumer.consumeEvents(topics: [fixture.topic], timeout: .seconds(10)) { event in
+                    _ = try await consumer.serve(topics: [fixture.topic]) { event in
                         seen.append(event.eventID)
+                        total.add()
                     }
                     return seen
                 }
@@ -213,6 +218,11 @@ struct ConsumerTests {
                     return !assignmentA.isEmpty && !assignmentB.isEmpty && assignmentA.union(assignmentB).count == 3
                 }
                 _ = try await produce(events, to: fixture.topic, on: fixture.cluster)
+                defer {
+                    a.stopServing()
+                    b.stopServing()
+                }
+                try await waitUntil("the group read every event", timeout: .seconds(60)) { total.count >= 90 }
                 return nil
             }
             var all: [[UUID]] = []
@@ -461,6 +471,13 @@ struct ConsumerTests {
         }
         await consumer.close()
     }
+}
+
+/// A count several tasks add to.
+final class Tally: Sendable {
+    private let value = Mutex(0)
+    func add() { value.withLock { $0 += 1 } }
+    var count: Int { value.withLock { $0 } }
 }
 
 final class ConsumerHolder: @unchecked Sendable {
