@@ -26,7 +26,7 @@ public actor WorkflowEventConsumer {
     /// The settings this consumer was made with.
     public nonisolated let configuration: Configuration
     let logger: Logger
-    let client: RDKafkaConsumerClient
+    nonisolated let client: RDKafkaConsumerClient
 
     private enum Lifecycle { case open, closing, closed }
     private var lifecycle = Lifecycle.open

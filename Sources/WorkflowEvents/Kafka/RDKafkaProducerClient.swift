@@ -46,6 +46,9 @@ final class RDKafkaDeliveries: Sendable {
         return id
     }
 
+    /// Deliveries registered and not yet awaited to their end.
+    var pendingCount: Int { slots.withLock { $0.count } }
+
     func forget(_ id: UInt) {
         slots.withLock { _ = $0.removeValue(forKey: id) }
     }

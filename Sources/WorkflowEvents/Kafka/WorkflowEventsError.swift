@@ -10,6 +10,7 @@ public struct WorkflowEventsError: Error, Sendable, Equatable, CustomStringConve
             case invalidConfiguration = "invalid configuration"
             case timedOut = "timed out"
             case invalidEvent = "invalid event"
+            case readerBusy = "reader busy"
         }
 
         private let base: Base
@@ -27,6 +28,10 @@ public struct WorkflowEventsError: Error, Sendable, Equatable, CustomStringConve
         public static let timedOut = Code(.timedOut)
         /// An event could not be encoded for sending.
         public static let invalidEvent = Code(.invalidEvent)
+        /// Another reader (a stream, a callback loop, `poll` or `process`) is reading from
+        /// this consumer: one reader at a time, so that a commit never covers another
+        /// reader's unfinished event.
+        public static let readerBusy = Code(.readerBusy)
 
         /// The code in words.
         public var description: String { base.rawValue }

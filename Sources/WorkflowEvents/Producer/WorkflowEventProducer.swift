@@ -57,7 +57,7 @@ public actor WorkflowEventProducer {
 
     /// The settings this producer was made with.
     public nonisolated let configuration: Configuration
-    private let client: RDKafkaProducerClient
+    nonisolated let client: RDKafkaProducerClient
     private let logger: Logger
     private var isClosed = false
 

@@ -1,0 +1,508 @@
+import Foundation
+import Synchronization
+import TestSupport
+import Testing
+@testable import WorkflowEvents
+import WorkflowEventsTesting
+
+/// A gate that handlers wait on until the test opens it.
+final class Gate: Sendable {
+    private let state = Mutex<(open: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+
+    func wait() async {
+        await withCheckedContinuation { continuation in
+            let resumeNow = state.withLock { state in
+                if state.open { return true }
+                state.waiters.append(continuation)
+                return false
+            }
+            if resumeNow { continuation.resume() }
+        }
+    }
+
+    func open() {
+        let waiters = state.withLock { state in
+            state.open = true
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+}
+
+/// A set of values many tasks add to.
+final class Seen<Value: Hashable & Sendable>: Sendable {
+    private let values = Mutex<Set<Value>>([])
+    func insert(_ value: Value) { _ = values.withLock { $0.insert(value) } }
+    var count: Int { values.withLock { $0.count } }
+    var all: Set<Value> { values.withLock { $0 } }
+}
+
+/// Where a fresh member of `configuration`'s group starts on partition 0, and its first event's offset.
+private func resumePoint(_ configuration: WorkflowEventConsumer.Configuration, topic: String) async throws -> (Int64?, Int64?) {
+    try await withWorkflowEventConsumer(configuration: configuration) { next in
+        let partition = TopicPartition(topic: topic, partition: 0)
+        try await next.subscribe([topic])
+        let committed = try await next.committed([partition])[partition]
+        let first = try await collect(next.messages(topics: [topic]), count: 1).first?.offset
+        return (committed, first)
+    }
+}
+
+@Suite("Offsets: nothing unfinished is ever committed")
+struct OffsetGuaranteeTests {
+    /// The reading APIs a cancellation test runs through.
+    enum ReadingAPI: String, CaseIterable, Sendable {
+        case stream, consumeEvents, serve, process
+    }
+
+    @Test(
+        "cancelled while the third handler awaits: its event is not committed, not retried, not dead-lettered, not a failure; the next member gets it",
+        arguments: ReadingAPI.allCases)
+    func cancellationIsNotCompletion(api: ReadingAPI) async throws {
+        let fixture = try await makeFixture(partitions: 1, events: 3)
+        defer { fixture.cluster.shutdown() }
+        try fixture.cluster.createTopic("dead-letters", partitions: 1)
+        var configuration = groupConfiguration(fixture.cluster, group: "cancel-\(api)")
+        configuration.deadLetterTopic = "dead-letters"
+        configuration.retryPolicy = .init(attempts: 3, initialBackoff: .milliseconds(10))
+        let consumer = try WorkflowEventConsumer(configuration: configuration)
+        let third = fixture.events[2].eventID
+        let (reached, signal) = AsyncStream.makeStream(of: Void.self)
+        let calls = Seen<Int>()
+        let counter = Atomic<Int>(0)
+        let handler: @Sendable (WorkflowEvent) async throws -> Void = { event in
+            calls.insert(counter.add(1, ordering: .relaxed).newValue)
+            if event.eventID == third {
+                signal.yield()
+                try await Task.sleep(for: .seconds(60))  // an HTTP call, say: throws when cancelled
+            }
+        }
+        let topics = [fixture.topic]
+        let task = Task {
+            switch api {
+            case .stream:
+                for try await event in consumer.events(topics: topics) { try await handler(event) }
+            case .consumeEvents:
+                try await consumer.consumeEvents(topics: topics, timeout: .seconds(60), handler)
+            case .serve:
+                try await consumer.serve(topics: topics, handler)
+            case .process:
+                try await consumer.process(
+                    topics: topics, maxConcurrency: 1, limits: .init(drainTimeout: .milliseconds(200)), handler)
+            }
+        }
+        var iterator = reached.makeAsyncIterator()
+        await iterator.next()
+        task.cancel()
+        _ = await task.result
+        try await waitUntil("the consumer closed", timeout: .seconds(10)) { await consumer.isClosed }
+        let statistics = await consumer.statistics
+        #expect(statistics.handlerFailures == 0)
+        #expect(statistics.deadLettered == 0)
+        #expect(statistics.handlerRetries == 0)
+        #expect(calls.count == 3, "the cancelled handler ran once, and was not retried")
+        let (committed, first) = try await resumePoint(configuration, topic: fixture.topic)
+        #expect(committed == 2)
+        #expect(first == 2)
+    }
+
+    @Test("a loop body that throws leaves its event uncommitted and unstored; the next read gives it again")
+    func throwingBodyLeavesEventUncommitted() async throws {
+        struct HandlingFailed: Error {}
+        let fixture = try await makeFixture(partitions: 1, events: 5)
+        defer { fixture.cluster.shutdown() }
+        let configuration = groupConfiguration(fixture.cluster, group: "throwing-body", autoCommit: false)
+        let partition = TopicPartition(topic: fixture.topic, partition: 0)
+        try await withWorkflowEventConsumer(configuration: configuration) { consumer in
+            await #expect(throws: HandlingFailed.self) {
+                for try await message in consumer.messages(topics: [fixture.topic]) where message.offset == 2 {
+                    throw HandlingFailed()
+                }
+            }
+            try await consumer.commit()
+            #expect(try await consumer.committed([partition]) == [partition: 2])
+            let again = try await collect(consumer.messages(topics: [fixture.topic]), count: 1)
+            #expect(again.map(\.offset) == [2])
+        }
+    }
+
+    @Test("a loop left with break: commit() does not store the event in hand, and the next loop starts with it")
+    func breakLeavesEventInHandUnstored() async throws {
+        let fixture = try await makeFixture(partitions: 1, events: 5)
+        defer { fixture.cluster.shutdown() }
+        let configuration = groupConfiguration(fixture.cluster, group: "break", autoCommit: false)
+        let partition = TopicPartition(topic: fixture.topic, partition: 0)
+        try await withWorkflowEventConsumer(configuration: configuration) { consumer in
+            for try await message in consumer.messages(topics: [fixture.topic]) where message.offset == 2 { break }
+            try await consumer.commit()
+            #expect(try await consumer.committed([partition]) == [partition: 2])
+            let again = try await collect(consumer.messages(topics: [fixture.topic]), count: 3)
+            #expect(again.map(\.offset) == [2, 3, 4])
+        }
+    }
+
+    @Test("a second reader while one holds an event is refused with a clear error")
+    func secondReaderRefused() async throws {
+        let fixture = try await makeFixture(partitions: 1, events: 10)
+        defer { fixture.cluster.shutdown() }
+        let configuration = groupConfiguration(fixture.cluster, group: "two-readers", autoCommit: false)
+        let partition = TopicPartition(topic: fixture.topic, partition: 0)
+        try await withWorkflowEventConsumer(configuration: configuration) { consumer in
+            var first = consumer.messages(topics: [fixture.topic]).makeAsyncIterator()
+            #expect(try await first.next()?.offset == 0)
+            #expect(try await first.next()?.offset == 1)
+            var second = consumer.messages(topics: [fixture.topic]).makeAsyncIterator()
+            let refused = await #expect(throws: WorkflowEventsError.self) { _ = try await second.next() }
+            #expect(refused?.code == .readerBusy)
+            #expect(refused?.message.contains("another reader") == true)
+            await #expect(throws: WorkflowEventsError.self) {
+                try await consumer.consumeEvents(topics: [fixture.topic], timeout: .seconds(1)) { _ in }
+            }
+            await #expect(throws: WorkflowEventsError.self) { _ = try await consumer.poll(timeout: .milliseconds(10)) }
+            // The first reader goes on, and a commit covers what it finished and the event in hand.
+            #expect(try await first.next()?.offset == 2)
+            try await consumer.commit()
+            #expect(try await consumer.committed([partition]) == [partition: 3])
+        }
+    }
+
+    @Test("process after subscribe: every event handled, committed offsets exactly at the end")
+    func processAfterSubscribe() async throws {
+        let fixture = try await makeFixture(partitions: 3, events: 0)
+        defer { fixture.cluster.shutdown() }
+        var configuration = groupConfiguration(fixture.cluster, group: "subscribe-then-process")
+        configuration.properties["max.poll.interval.ms"] = "6000"
+        let consumer = try WorkflowEventConsumer(configuration: configuration)
+        try await consumer.subscribe([fixture.topic])
+        let events = SampleEvents.make(count: 1_000, workflows: 50)
+        let handled = Seen<UUID>()
+        let processing = Task {
+            try await consumer.process(topics: [fixture.topic], maxConcurrency: 8) { event in handled.insert(event.eventID) }
+        }
+        let producer = try WorkflowEventProducer(bootstrapServers: fixture.cluster.bootstrapServers)
+        var reports: [DeliveryReport] = []
+        for chunk in stride(from: 0, to: events.count, by: 50) {
+            reports += try await producer.send(Array(events[chunk..<chunk + 50]), to: fixture.topic)
+            try await Task.sleep(for: .milliseconds(250))  // paces the producer over 5 s
+        }
+        await producer.close()
+        try await waitUntil("all 1,000 events handled", timeout: .seconds(60)) { handled.count == 1_000 }
+        processing.cancel()
+        try await processing.value
+        #expect(handled.all == Set(events.map(\.eventID)))
+        var ends: [TopicPartition: Int64] = [:]
+        for report in reports {
+            let partition = TopicPartition(topic: report.topic, partition: report.partition)
+            ends[partition] = max(ends[partition] ?? 0, report.offset + 1)
+        }
+        let expected = ends
+        let committed = try await withWorkflowEventConsumer(configuration: configuration) { check in
+            try await check.committed(Array(expected.keys))
+        }
+        #expect(committed == expected)
+    }
+
+    @Test("process takes over what an earlier stream buffered, and refuses while partitions are paused by pause(_:)")
+    func processAfterStream() async throws {
+        let fixture = try await makeFixture(partitions: 2, events: 200)
+        defer { fixture.cluster.shutdown() }
+        let configuration = WorkflowEventConsumer.Configuration(bootstrapServers: fixture.cluster.bootstrapServers)
+        let consumer = try WorkflowEventConsumer(configuration: configuration)
+        var seen: Set<UUID> = []
+        for try await event in consumer.events(topics: [fixture.topic]) {
+            seen.insert(event.eventID)
+            if seen.count == 10 { break }
+        }
+        let paused = TopicPartition(topic: fixture.topic, partition: 0)
+        try await consumer.pause([paused])
+        let refused = await #expect(throws: WorkflowEventsError.self) {
+            try await consumer.process(topics: [fixture.topic]) { _ in }
+        }
+        #expect(refused?.message.contains("paused") == true)
+        try await consumer.resume([paused])
+        let handled = Seen<UUID>()
+        let processing = Task {
+            try await consumer.process(topics: [fixture.topic], maxConcurrency: 4) { event in handled.insert(event.eventID) }
+        }
+        // The event in hand at the break was not finished: process handles it again.
+        try await waitUntil("the rest handled", timeout: .seconds(30)) { handled.count >= 191 }
+        processing.cancel()
+        try await processing.value
+        #expect(seen.union(handled.all) == Set(fixture.events.map(\.eventID)))
+        #expect(handled.count == 191)
+    }
+
+    @Test("a partition process paused at its limit is resumed after a rebalance: every event handled")
+    func pausedPartitionSurvivesRebalance() async throws {
+        let cluster = try MockKafkaCluster()
+        defer { cluster.shutdown() }
+        let topic = "paused-across-rebalance"
+        try cluster.createTopic(topic, partitions: 2)
+        let events = SampleEvents.make(count: 100, workflows: 100)
+        try await produceRecords(try events.map { try $0.jsonBytes() }, to: topic, partition: 0, on: cluster)
+        let configuration = groupConfiguration(cluster, group: "paused-rebalance")
+        let consumer = try WorkflowEventConsumer(configuration: configuration)
+        let gate = Gate()
+        let started = Atomic<Int>(0)
+        let handled = Seen<UUID>()
+        let processing = Task {
+            try await consumer.process(
+                topics: [topic], maxConcurrency: 2,
+                limits: .init(maxBufferedEvents: 1_000, maxBufferedEventsPerPartition: 5, drainTimeout: .milliseconds(500))
+            ) { event in
+                started.add(1, ordering: .relaxed)
+                await gate.wait()
+                handled.insert(event.eventID)
+            }
+        }
+        try await waitUntil("handlers started and the partition filled", timeout: .seconds(30)) {
+            started.load(ordering: .relaxed) >= 2
+        }
+        try await Task.sleep(for: .milliseconds(300))  // the pause takes effect while handlers wait
+        let second = try WorkflowEventConsumer(configuration: configuration)
+        try await second.subscribe([topic])
+        try await waitUntil("the second member owns a partition", timeout: .seconds(30)) { await !second.assignment.isEmpty }
+        await second.close()
+        try await waitUntil("the first member owns both partitions again", timeout: .seconds(30)) {
+            await consumer.assignment.count == 2
+        }
+        gate.open()
+        try await waitUntil("all 100 events handled", timeout: .seconds(60)) { handled.count == 100 }
+        processing.cancel()
+        try await processing.value
+    }
+
+    @Test("process cancelled 100 ms after its first event returns within 5 s, with 100,000 events waiting (20 rounds)")
+    func processReturnsPromptly() async throws {
+        let fixture = try await makeFixture(partitions: 32, events: 0)
+        defer { fixture.cluster.shutdown() }
+        let producer = try WorkflowEventProducer(
+            configuration: .init(bootstrapServers: fixture.cluster.bootstrapServers, linger: .milliseconds(50)))
+        let events = SampleEvents.make(count: 100_000, workflows: 5_000)
+        for chunk in stride(from: 0, to: events.count, by: 20_000) {
+            _ = try await producer.send(Array(events[chunk..<chunk + 20_000]), to: fixture.topic)
+        }
+        await producer.close()
+        for round in 0..<20 {
+            let consumer = try WorkflowEventConsumer(
+                configuration: .init(bootstrapServers: fixture.cluster.bootstrapServers))
+            let first = Atomic<Bool>(false)
+            let processing = Task {
+                try await consumer.process(topics: [fixture.topic], maxConcurrency: 1) { _ in
+                    first.store(true, ordering: .relaxed)
+                }
+            }
+            try await waitUntil("round \(round): the first event", timeout: .seconds(20)) { first.load(ordering: .relaxed) }
+            try await Task.sleep(for: .milliseconds(100))
+            let cancelled = ContinuousClock.now
+            processing.cancel()
+            let returned = Atomic<Bool>(false)
+            let waiter = Task {
+                _ = await processing.result
+                returned.store(true, ordering: .releasing)
+            }
+            try await waitUntil("round \(round): process returned", timeout: .seconds(5)) { returned.load(ordering: .acquiring) }
+            _ = await waiter.value
+            #expect(ContinuousClock.now - cancelled < .seconds(5))
+            #expect(await consumer.isClosed)
+        }
+    }
+
+    @Test("poll never stores a record it did not return: an error after records in a batch waits for the next poll")
+    func pollStoresOnlyReturnedRecords() async throws {
+        let cluster = try MockKafkaCluster()
+        defer { cluster.shutdown() }
+        let topic = "poll-errors"
+        try cluster.createTopic(topic, partitions: 2)
+        let events = SampleEvents.make(count: 40)
+        try await produceRecords(try events[..<20].map { try $0.jsonBytes() }, to: topic, partition: 0, on: cluster)
+        try await produceRecords(try events[20...].map { try $0.jsonBytes() }, to: topic, partition: 1, on: cluster)
+        var configuration = groupConfiguration(cluster, group: "poll-errors", autoCommit: false)
+        configuration.autoOffsetReset = .none
+        let zero = TopicPartition(topic: topic, partition: 0)
+        // Partition 0 has a committed offset; partition 1 has none, which .none makes an error.
+        try await withWorkflowEventConsumer(configuration: configuration) { consumer in
+            try await consumer.subscribe([topic])
+            try await consumer.commit([zero: 0])
+        }
+        for _ in 0..<3 {
+            try await withWorkflowEventConsumer(configuration: configuration) { consumer in
+                try await consumer.subscribe([topic])
+                try await consumer.commit([zero: 0])
+                var returned: [Int64] = []
+                var threw = false
+                let deadline = ContinuousClock.now.advanced(by: .seconds(20))
+                while ContinuousClock.now < deadline, returned.count < 20 || !threw {
+                    do {
+                        let records = try await consumer.poll(timeout: .milliseconds(200))
+                        returned += records[zero]?.map(\.offset) ?? []
+                    } catch let error as KafkaError {
+                        #expect(error.code == .autoOffsetReset)
+                        threw = true
+                        try await consumer.commit()
+                        let committed = try await consumer.committed([zero])[zero] ?? 0
+                        // Only records poll returned (and a later poll, commit or close) count.
+                        #expect(committed == (returned.last.map { $0 + 1 } ?? 0))
+                    }
+                }
+                #expect(threw)
+                #expect(returned == Array(0..<20))
+            }
+        }
+    }
+
+    @Test("messages held for a paused partition are dropped by a seek: after resume, the partition starts at the seek")
+    func seekDropsHeldMessages() async throws {
+        let cluster = try MockKafkaCluster()
+        defer { cluster.shutdown() }
+        let topic = "held-seek"
+        try cluster.createTopic(topic, partitions: 2)
+        let events = SampleEvents.make(count: 40)
+        try await produceRecords(try events[..<20].map { try $0.jsonBytes() }, to: topic, partition: 0, on: cluster)
+        try await produceRecords(try events[20...].map { try $0.jsonBytes() }, to: topic, partition: 1, on: cluster)
+        let consumer = try WorkflowEventConsumer(configuration: .init(bootstrapServers: cluster.bootstrapServers))
+        let zero = TopicPartition(topic: topic, partition: 0)
+        try await consumer.subscribe([topic])
+        try await consumer.pause([zero])
+        let others = try await collect(consumer.messages(topics: [topic], idleTimeout: .seconds(2)), count: 20)
+        #expect(Set(others.map(\.partition)) == [1])
+        try await consumer.seek(zero, to: 15)
+        try await consumer.resume([zero])
+        let resumed = try await collect(consumer.messages(topics: [topic]), count: 5)
+        #expect(resumed.map(\.offset) == [15, 16, 17, 18, 19])
+        #expect(resumed.allSatisfy { $0.partition == 0 })
+        await consumer.close()
+    }
+
+    @Test("messages held for a paused partition are dropped when the partition is revoked")
+    func revokeDropsHeldMessages() async throws {
+        let cluster = try MockKafkaCluster()
+        defer { cluster.shutdown() }
+        let topic = "held-revoke"
+        try cluster.createTopic(topic, partitions: 2)
+        let events = SampleEvents.make(count: 40)
+        try await produceRecords(try events[..<20].map { try $0.jsonBytes() }, to: topic, partition: 0, on: cluster)
+        try await produceRecords(try events[20...].map { try $0.jsonBytes() }, to: topic, partition: 1, on: cluster)
+        let configuration = groupConfiguration(cluster, group: "held-revoke", autoCommit: false)
+        let consumer = try WorkflowEventConsumer(configuration: configuration)
+        try await consumer.subscribe([topic])
+        try await waitUntil("both partitions assigned", timeout: .seconds(30)) { await consumer.assignment.count == 2 }
+        let both = [TopicPartition(topic: topic, partition: 0), TopicPartition(topic: topic, partition: 1)]
+        try await consumer.pause(both)
+        // Reads nothing, holding back whatever was fetched.
+        let none = try await collect(consumer.messages(topics: [topic], idleTimeout: .seconds(2)), count: 1)
+            .count
+        #expect(none == 0)
+        let second = try WorkflowEventConsumer(configuration: configuration)
+        try await second.subscribe([topic])
+        try await waitUntil("the group split", timeout: .seconds(30)) {
+            let mine = await consumer.assignment
+            let theirs = await second.assignment
+            return mine.count == 1 && !theirs.isEmpty
+        }
+        let owned = await consumer.assignment
+        try await consumer.resume(both)
+        let delivered = try await collect(consumer.messages(topics: [topic], idleTimeout: .seconds(3)), count: 40)
+        #expect(!delivered.isEmpty)
+        #expect(delivered.allSatisfy { owned.contains(TopicPartition(topic: topic, partition: $0.partition)) })
+        await second.close()
+        await consumer.close()
+    }
+
+    @Test("a consumer released without close, holding messages of a paused partition, destroys its handle")
+    func releasedConsumerDestroysHeldMessages() async throws {
+        let fixture = try await makeFixture(partitions: 2, events: 200)
+        defer { fixture.cluster.shutdown() }
+        weak var client: RDKafkaConsumerClient?
+        do {
+            let consumer = try WorkflowEventConsumer(configuration: .init(bootstrapServers: fixture.cluster.bootstrapServers))
+            client = consumer.client
+            try await consumer.subscribe([fixture.topic])
+            try await consumer.pause([TopicPartition(topic: fixture.topic, partition: 0)])
+            _ = try await collect(consumer.messages(topics: [fixture.topic], idleTimeout: .seconds(1)), count: 200)
+            #expect(await consumer.statistics.eventsDelivered > 0)
+        }
+        try await waitUntil("the released consumer's handle destroyed", timeout: .seconds(10)) { client == nil }
+    }
+
+    @Test("a producer released without close ends its polling thread and destroys its handle")
+    func releasedProducerIsDestroyed() async throws {
+        let fixture = try await makeFixture(partitions: 1, events: 0)
+        defer { fixture.cluster.shutdown() }
+        weak var client: RDKafkaProducerClient?
+        do {
+            let producer = try WorkflowEventProducer(bootstrapServers: fixture.cluster.bootstrapServers)
+            client = producer.client
+            _ = try await producer.send(SampleEvents.make(count: 1)[0], to: fixture.topic)
+        }
+        try await waitUntil("the released producer's handle destroyed", timeout: .seconds(10)) { client == nil }
+    }
+
+    @Test("send([events]) that fails part-way leaves no delivery waiting, and says what was sent")
+    func failedBatchSendLeavesNothingBehind() async throws {
+        let fixture = try await makeFixture(partitions: 1, events: 0)
+        defer { fixture.cluster.shutdown() }
+        let producer = try WorkflowEventProducer(bootstrapServers: fixture.cluster.bootstrapServers)
+        var events = SampleEvents.make(count: 10)
+        events[6].payload.data["ratio"] = .double(.nan)  // not representable in JSON
+        let error = await #expect(throws: WorkflowEventsError.self) {
+            _ = try await producer.send(events, to: fixture.topic)
+        }
+        #expect(error?.code == .invalidEvent)
+        #expect(error?.message.contains("event 6") == true)
+        try await producer.flush()
+        let pending = producer.client.deliveries.pendingCount
+        #expect(pending == 0)
+        await producer.close()
+    }
+
+    @Test("serve after stopServing serves again")
+    func serveAgainAfterStop() async throws {
+        let fixture = try await makeFixture(partitions: 1, events: 10)
+        defer { fixture.cluster.shutdown() }
+        let consumer = try WorkflowEventConsumer(configuration: .init(bootstrapServers: fixture.cluster.bootstrapServers))
+        let firstRun = try await consumer.serve(topics: [fixture.topic]) { _ in consumer.stopServing() }
+        #expect(firstRun == 1)
+        let counter = Atomic<Int>(0)
+        let secondRun = try await consumer.serve(topics: [fixture.topic]) { _ in
+            if counter.add(1, ordering: .relaxed).newValue == 9 { consumer.stopServing() }
+        }
+        #expect(secondRun == 9)
+        await consumer.close()
+    }
+
+    @Test("a rebalance event stream made after close finishes at once")
+    func rebalanceStreamAfterClose() async throws {
+        let fixture = try await makeFixture(partitions: 1, events: 0)
+        defer { fixture.cluster.shutdown() }
+        let consumer = try WorkflowEventConsumer(configuration: groupConfiguration(fixture.cluster, group: "closed-events"))
+        await consumer.close()
+        let finished = Atomic<Bool>(false)
+        let task = Task {
+            for await _ in consumer.rebalanceEvents() {}
+            finished.store(true, ordering: .releasing)
+        }
+        try await waitUntil("the stream finished", timeout: .seconds(5)) { finished.load(ordering: .acquiring) }
+        _ = await task.value
+    }
+
+    @Test("a standby member that owns no partition in a stable group is ready")
+    func standbyIsReady() async throws {
+        let fixture = try await makeFixture(partitions: 1, events: 0)
+        defer { fixture.cluster.shutdown() }
+        let configuration = groupConfiguration(fixture.cluster, group: "standby")
+        let a = try WorkflowEventConsumer(configuration: configuration)
+        let b = try WorkflowEventConsumer(configuration: configuration)
+        try await a.subscribe([fixture.topic])
+        try await b.subscribe([fixture.topic])
+        try await waitUntil("one member owns the partition and both are ready", timeout: .seconds(30)) {
+            let (healthA, healthB) = (await a.health, await b.health)
+            return healthA.assignedPartitions.count + healthB.assignedPartitions.count == 1 && healthA.isReady
+                && healthB.isReady
+        }
+        await a.close()
+        await b.close()
+        #expect(await !a.health.isReady)
+    }
+}

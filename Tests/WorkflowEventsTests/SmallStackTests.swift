@@ -1,0 +1,45 @@
+import Foundation
+import Synchronization
+import Testing
+import WorkflowEvents
+import WorkflowEventsTesting
+
+@Suite("Decoding on a small stack")
+struct SmallStackTests {
+    /// Decodes `document` on a thread with a 512 KB stack (Dispatch's default on macOS) and
+    /// says how it ended.
+    static func decodeOnSmallStack(_ document: [UInt8]) async -> String {
+        await withCheckedContinuation { continuation in
+            let thread = Thread {
+                do {
+                    let event = try WorkflowEvent(validatingJSON: document)
+                    continuation.resume(returning: "decoded \(event.eventID)")
+                } catch let error as WorkflowEventValidationError {
+                    continuation.resume(returning: "\(error.code)")
+                } catch {
+                    continuation.resume(returning: "unexpected \(error)")
+                }
+            }
+            thread.stackSize = 512 * 1024
+            thread.start()
+        }
+    }
+
+    @Test("nesting at the limit, and just past it, in the payload, the metadata and an unknown field", arguments: [
+        ("payload", "{\"data\":{\"a\":%@}}", "decoded"),
+        ("unknown", "%@", "decoded"),
+    ])
+    func nestingAtTheLimit(place: String, template: String, expected: String) async throws {
+        let depth = WorkflowEvent.maximumNestingDepth
+        for (levels, wanted) in [(depth - 4, expected), (depth + 1, "nesting too deep")] {
+            for (open, close) in [("[", "]"), ("{\"k\":", "}")] {
+                let nested = String(repeating: open, count: levels) + "1" + String(repeating: close, count: levels)
+                let value = template.replacingOccurrences(of: "%@", with: nested)
+                let field = place == "payload" ? "payload" : "extra"
+                let document = HostileInputs.document([field: value])
+                let outcome = await Self.decodeOnSmallStack(document)
+                #expect(outcome.hasPrefix(wanted), "\(place), \(levels) levels of \(open): \(outcome)")
+            }
+        }
+    }
+}
