@@ -1,4 +1,4 @@
-.PHONY: demo test bench reliability deps
+.PHONY: demo test sanitize bench reliability deps
 
 deps:
 	@bash scripts/install-dependencies.sh
@@ -8,6 +8,9 @@ demo: deps
 
 test: deps
 	swift test
+
+sanitize: deps
+	swift test --sanitize=address --scratch-path .build-asan --filter UseAfterClose
 
 bench: deps
 	bash Benchmarks/run.sh

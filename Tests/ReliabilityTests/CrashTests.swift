@@ -27,9 +27,11 @@ func readProcessed(_ url: URL) throws -> [ProcessedLine] {
 
 @Suite("Reliability: crashes")
 struct CrashTests {
-    @Test("a consumer killed with SIGKILL at random points and restarted loses nothing; duplicates stay within one auto-commit interval")
-    func crashWithoutLoss() async throws {
-        let cluster = try MockKafkaCluster()
+    @Test(
+        "a consumer killed with SIGKILL at random points and restarted loses nothing; duplicates stay within one auto-commit interval",
+        arguments: BrokerImplementation.allCases)
+    func crashWithoutLoss(broker: BrokerImplementation) async throws {
+        let cluster = try broker.makeCluster()
         defer { cluster.shutdown() }
         let topic = "crashes"
         try cluster.createTopic(topic, partitions: 32)
@@ -85,7 +87,7 @@ struct CrashTests {
         }
         #expect(outside == 0, "\(outside) duplicates were processed more than one auto-commit interval before their kill")
         figure(
-            "crash without loss",
+            "crash without loss (\(broker))",
             [
                 "events": "\(events.count)", "kills": "\(kills.count)", "processed": "\(lines.count)", "lost": "\(lost)",
                 "duplicates": "\(duplicates.count)", "beyond one auto-commit interval": "\(outside)",

@@ -25,7 +25,7 @@ public func makeFixture(partitions: Int = 3, events count: Int = 0, brokers: Int
     return Fixture(cluster: cluster, topic: topic, events: events, reports: reports)
 }
 
-public func produce(_ events: [WorkflowEvent], to topic: String, on cluster: MockKafkaCluster) async throws -> [DeliveryReport] {
+public func produce(_ events: [WorkflowEvent], to topic: String, on cluster: any TestCluster) async throws -> [DeliveryReport] {
     let producer = try WorkflowEventProducer(bootstrapServers: cluster.bootstrapServers)
     do {
         let reports = try await producer.send(events, to: topic)
@@ -47,7 +47,7 @@ public func produceRecords(_ values: [[UInt8]?], to topic: String, partition: In
 }
 
 /// Settings that make group hand-over fast on the mock cluster.
-public func groupConfiguration(_ cluster: MockKafkaCluster, group: String, autoCommit: Bool = true) -> WorkflowEventConsumer.Configuration {
+public func groupConfiguration(_ cluster: any TestCluster, group: String, autoCommit: Bool = true) -> WorkflowEventConsumer.Configuration {
     WorkflowEventConsumer.Configuration(
         bootstrapServers: cluster.bootstrapServers, groupID: group, enableAutoCommit: autoCommit,
         properties: ["session.timeout.ms": "6000", "heartbeat.interval.ms": "500"])

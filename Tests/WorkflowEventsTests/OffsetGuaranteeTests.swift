@@ -49,6 +49,19 @@ private func resumePoint(_ configuration: WorkflowEventConsumer.Configuration, t
     }
 }
 
+/// Reads one event, pauses `paused` (while messages of it are already fetched), and reads on
+/// until `idle` passes without an event: the messages of `paused` fetched meanwhile are held.
+private func readThenPause(
+    _ consumer: WorkflowEventConsumer, topic: String, paused: [TopicPartition], idle: Duration = .seconds(2)
+) async throws -> [WorkflowEventMessage] {
+    var delivered: [WorkflowEventMessage] = []
+    for try await message in consumer.messages(topics: [topic], idleTimeout: idle) {
+        if delivered.isEmpty { try await consumer.pause(paused) }
+        delivered.append(message)
+    }
+    return delivered
+}
+
 @Suite("Offsets: nothing unfinished is ever committed")
 struct OffsetGuaranteeTests {
     /// The reading APIs a cancellation test runs through.
@@ -318,18 +331,18 @@ struct OffsetGuaranteeTests {
         let events = SampleEvents.make(count: 40)
         try await produceRecords(try events[..<20].map { try $0.jsonBytes() }, to: topic, partition: 0, on: cluster)
         try await produceRecords(try events[20...].map { try $0.jsonBytes() }, to: topic, partition: 1, on: cluster)
-        var configuration = groupConfiguration(cluster, group: "poll-errors", autoCommit: false)
-        configuration.autoOffsetReset = .none
         let zero = TopicPartition(topic: topic, partition: 0)
-        // Partition 0 has a committed offset; partition 1 has none, which .none makes an error.
-        try await withWorkflowEventConsumer(configuration: configuration) { consumer in
-            try await consumer.subscribe([topic])
-            try await consumer.commit([zero: 0])
-        }
-        for _ in 0..<3 {
+        for round in 0..<3 {
+            var configuration = groupConfiguration(cluster, group: "poll-errors-\(round)", autoCommit: false)
+            configuration.autoOffsetReset = .none
+            // Partition 0 has a committed offset; partition 1 has none, which .none makes an error.
             try await withWorkflowEventConsumer(configuration: configuration) { consumer in
                 try await consumer.subscribe([topic])
+                try await waitUntil("assigned", timeout: .seconds(30)) { await consumer.assignment.count == 2 }
                 try await consumer.commit([zero: 0])
+            }
+            try await withWorkflowEventConsumer(configuration: configuration) { consumer in
+                try await consumer.subscribe([topic])
                 var returned: [Int64] = []
                 var threw = false
                 let deadline = ContinuousClock.now.advanced(by: .seconds(20))
@@ -363,10 +376,9 @@ struct OffsetGuaranteeTests {
         try await produceRecords(try events[20...].map { try $0.jsonBytes() }, to: topic, partition: 1, on: cluster)
         let consumer = try WorkflowEventConsumer(configuration: .init(bootstrapServers: cluster.bootstrapServers))
         let zero = TopicPartition(topic: topic, partition: 0)
-        try await consumer.subscribe([topic])
-        try await consumer.pause([zero])
-        let others = try await collect(consumer.messages(topics: [topic], idleTimeout: .seconds(2)), count: 20)
-        #expect(Set(others.map(\.partition)) == [1])
+        let before = try await readThenPause(consumer, topic: topic, paused: [zero])
+        #expect(before.dropFirst().allSatisfy { $0.partition == 1 })
+        #expect(await consumer.statistics.bufferedMessages == 0)
         try await consumer.seek(zero, to: 15)
         try await consumer.resume([zero])
         let resumed = try await collect(consumer.messages(topics: [topic]), count: 5)
@@ -389,11 +401,8 @@ struct OffsetGuaranteeTests {
         try await consumer.subscribe([topic])
         try await waitUntil("both partitions assigned", timeout: .seconds(30)) { await consumer.assignment.count == 2 }
         let both = [TopicPartition(topic: topic, partition: 0), TopicPartition(topic: topic, partition: 1)]
-        try await consumer.pause(both)
-        // Reads nothing, holding back whatever was fetched.
-        let none = try await collect(consumer.messages(topics: [topic], idleTimeout: .seconds(2)), count: 1)
-            .count
-        #expect(none == 0)
+        let before = try await readThenPause(consumer, topic: topic, paused: both)
+        #expect(before.count == 1)
         let second = try WorkflowEventConsumer(configuration: configuration)
         try await second.subscribe([topic])
         try await waitUntil("the group split", timeout: .seconds(30)) {
@@ -418,10 +427,9 @@ struct OffsetGuaranteeTests {
         do {
             let consumer = try WorkflowEventConsumer(configuration: .init(bootstrapServers: fixture.cluster.bootstrapServers))
             client = consumer.client
-            try await consumer.subscribe([fixture.topic])
-            try await consumer.pause([TopicPartition(topic: fixture.topic, partition: 0)])
-            _ = try await collect(consumer.messages(topics: [fixture.topic], idleTimeout: .seconds(1)), count: 200)
-            #expect(await consumer.statistics.eventsDelivered > 0)
+            let read = try await readThenPause(
+                consumer, topic: fixture.topic, paused: [TopicPartition(topic: fixture.topic, partition: 0)])
+            #expect(read.count < 200)
         }
         try await waitUntil("the released consumer's handle destroyed", timeout: .seconds(10)) { client == nil }
     }

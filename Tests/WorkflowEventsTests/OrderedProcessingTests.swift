@@ -103,15 +103,21 @@ struct OrderedProcessingTests {
         print("10 ms handler, \(events.count) events: concurrency 1 took \(elapsed[1]!), concurrency 16 took \(elapsed[16]!)")
     }
 
-    @Test("a revocation while handlers are in flight: the new owner starts exactly after the finished run")
-    func revocationWaitsForHandlers() async throws {
-        let fixture = try await makeFixture(partitions: 6)
-        defer { fixture.cluster.shutdown() }
+    @Test(
+        "a revocation while handlers are in flight: the new owner starts exactly after the finished run",
+        arguments: [
+            (BrokerImplementation.mock2_0, "cooperative-sticky"), (.mock2_16, "cooperative-sticky"), (.mock2_16, "range,roundrobin"),
+        ])
+    func revocationWaitsForHandlers(broker: BrokerImplementation, strategy: String) async throws {
+        let cluster = try broker.makeCluster()
+        defer { cluster.shutdown() }
+        let fixture = (cluster: cluster, topic: "workflow-events")
+        try cluster.createTopic(fixture.topic, partitions: 6)
         let events = workflowEvents(workflows: 48, perWorkflow: 40)
         let reports = try await produce(events, to: fixture.topic, on: fixture.cluster)
         let place = Dictionary(uniqueKeysWithValues: zip(events.map(\.eventID), reports))
         var configuration = groupConfiguration(fixture.cluster, group: "revocation")
-        configuration.properties["partition.assignment.strategy"] = "cooperative-sticky"
+        configuration.properties["partition.assignment.strategy"] = strategy
         let first = try WorkflowEventConsumer(configuration: configuration)
         let finishedByFirst = Mutex<[TopicPartition: Set<Int64>]>([:])
         let firstTask = Task {
@@ -161,9 +167,17 @@ struct OrderedProcessingTests {
         // Exactly after it when the broker accepted the hand-over commit. librdkafka 2.0.2's
         // mock refuses commits while a group rebalances, which a loaded machine sometimes
         // makes coincide with the revocation; then the new owner starts at the last commit.
+        // librdkafka 2.16's mock accepts the commit of a cooperative revocation however loaded
+        // the machine: exact there. With eager assignment both mocks refuse the commit made
+        // in the revocation (measured: 3 of 3 refused on 2.16), and the new owner starts at
+        // the last commit, never past the finished run.
         let refused = await first.statistics.commitFailures
-        #expect(exact == moved.count || refused > 0, "exact on \(exact) of \(moved.count) partitions, and no commit was refused")
-        print("revocation: the new owner started exactly after the finished run on \(exact) of \(moved.count) partitions")
+        if broker == .mock2_16 && strategy == "cooperative-sticky" {
+            #expect(exact == moved.count, "\(broker), \(strategy): exact on \(exact) of \(moved.count) partitions")
+        } else {
+            #expect(exact == moved.count || refused > 0, "exact on \(exact) of \(moved.count) partitions, and no commit was refused")
+        }
+        print("FIGURE ordered revocation (\(broker), \(strategy)) | exactly after the finished run=\(exact)/\(moved.count) | commits refused=\(refused)")
     }
 
     @Test("with 100,000 events waiting, the events taken but not finished stay within the limit")

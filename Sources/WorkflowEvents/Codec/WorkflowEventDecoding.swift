@@ -383,8 +383,10 @@ struct JSONReader {
         case quote:
             return .string(try readString(field))
         case UInt8(ascii: "{"):
+            if depth >= Self.recursionDepth { return try readNested(depth: depth + 1, field: field) }
             return .object(try readObject(depth: depth + 1, field: field))
         case UInt8(ascii: "["):
+            if depth >= Self.recursionDepth { return try readNested(depth: depth + 1, field: field) }
             return .array(try readArray(depth: depth + 1, field: field))
         case UInt8(ascii: "t"):
             try expectLiteral("true", field)
@@ -399,6 +401,87 @@ struct JSONReader {
             return try readNumber(field)
         default:
             throw syntax("a JSON value", field)
+        }
+    }
+
+    /// How deep values are read by recursion (fast, a few stack frames a level); deeper
+    /// containers are read by `readNested`, whose stack is an array, so that nesting up to
+    /// `maximumNestingDepth` fits a thread with a small stack (512 KB, in a debug build).
+    static let recursionDepth = 24
+
+    /// Reads the array or object at `index`, `depth` levels deep, and everything nested in
+    /// it, without recursion.
+    private mutating func readNested(depth: Int, field: String?) throws(WorkflowEventValidationError) -> JSONValue {
+        enum Open {
+            case array([JSONValue])
+            case object([String: JSONValue], key: String)
+        }
+        var stack: [Open] = []
+        /// After a member's key: the `:` and the start of its value.
+        func readKey(_ reader: inout JSONReader) throws(WorkflowEventValidationError) -> String {
+            reader.skipWhitespace()
+            let key = try reader.scanString(field)
+            let name = try reader.makeString(key, field)
+            reader.skipWhitespace()
+            guard reader.consume(colon) else { throw reader.syntax("':'", field) }
+            reader.skipWhitespace()
+            guard reader.index < reader.bytes.count else { throw reader.syntax("a JSON value", field) }
+            return name
+        }
+        while true {
+            // A value: a container opens (and its first value is read next), or is complete.
+            skipWhitespace()
+            var completed: JSONValue
+            switch peek() {
+            case UInt8(ascii: "["):
+                try checkDepth(depth + stack.count, field)
+                index += 1
+                skipWhitespace()
+                if consume(UInt8(ascii: "]")) {
+                    completed = .array([])
+                } else {
+                    stack.append(.array([]))
+                    continue
+                }
+            case UInt8(ascii: "{"):
+                try checkDepth(depth + stack.count, field)
+                index += 1
+                skipWhitespace()
+                if consume(UInt8(ascii: "}")) {
+                    completed = .object([:])
+                } else {
+                    stack.append(.object([:], key: try readKey(&self)))
+                    continue
+                }
+            default:
+                completed = try readValue(depth: depth + stack.count, field: field)
+            }
+            // The completed value goes into its container; a container that closes is
+            // completed in turn.
+            attaching: while true {
+                switch stack.popLast() {
+                case nil:
+                    return completed
+                case .array(var elements)?:
+                    elements.append(completed)
+                    skipWhitespace()
+                    if consume(comma) {
+                        stack.append(.array(elements))
+                        break attaching
+                    }
+                    guard consume(UInt8(ascii: "]")) else { throw syntax("',' or ']'", field) }
+                    completed = .array(elements)
+                case .object(var members, let key)?:
+                    members[key] = completed
+                    skipWhitespace()
+                    if consume(comma) {
+                        stack.append(.object(members, key: try readKey(&self)))
+                        break attaching
+                    }
+                    guard consume(UInt8(ascii: "}")) else { throw syntax("',' or '}'", field) }
+                    completed = .object(members)
+                }
+            }
         }
     }
 

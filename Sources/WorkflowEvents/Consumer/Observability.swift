@@ -110,25 +110,44 @@ public struct RebalanceEvent: Sendable, Hashable {
 
 /// Listeners of a consumer's rebalance events.
 final class RebalanceListeners: Sendable {
-    private let continuations = Mutex<[Int: AsyncStream<RebalanceEvent>.Continuation]>([:])
-    private let nextID = Atomic<Int>(0)
+    private struct State {
+        var continuations: [Int: AsyncStream<RebalanceEvent>.Continuation] = [:]
+        var nextID = 0
+        /// Set when the consumer closed: a stream made later finishes at once.
+        var finished = false
+    }
+
+    private let state = Mutex(State())
 
     func makeStream() -> AsyncStream<RebalanceEvent> {
         let (stream, continuation) = AsyncStream.makeStream(of: RebalanceEvent.self)
-        let id = nextID.add(1, ordering: .relaxed).newValue
-        continuation.onTermination = { [weak self] _ in
-            self?.continuations.withLock { _ = $0.removeValue(forKey: id) }
+        let id: Int? = state.withLock { state in
+            guard !state.finished else { return nil }
+            state.nextID += 1
+            state.continuations[state.nextID] = continuation
+            return state.nextID
         }
-        continuations.withLock { $0[id] = continuation }
+        guard let id else {
+            continuation.finish()
+            return stream
+        }
+        continuation.onTermination = { [weak self] _ in
+            self?.state.withLock { _ = $0.continuations.removeValue(forKey: id) }
+        }
         return stream
     }
 
     func yield(_ event: RebalanceEvent) {
-        for continuation in continuations.withLock({ Array($0.values) }) { continuation.yield(event) }
+        for continuation in state.withLock({ Array($0.continuations.values) }) { continuation.yield(event) }
     }
 
     func finishAll() {
-        for continuation in continuations.withLock({ Array($0.values) }) { continuation.finish() }
+        let all = state.withLock { state in
+            state.finished = true
+            defer { state.continuations = [:] }
+            return Array(state.continuations.values)
+        }
+        for continuation in all { continuation.finish() }
     }
 }
 
@@ -145,12 +164,16 @@ public struct ConsumerHealth: Sendable, Hashable {
     public var lastError: String?
     /// Whether the consumer is closed.
     public var isClosed: Bool
+    /// Whether the group has given this member its assignment, possibly none (a standby
+    /// when the group has more members than partitions). False without a group.
+    public var isGroupMember: Bool = false
 
     /// The sum of `lagByPartition`; nil before the first statistics.
     public var lag: Int64? { lagByPartition.isEmpty ? nil : lagByPartition.values.reduce(0, +) }
 
-    /// Open and, with a group, assigned at least one partition.
-    public var isReady: Bool { !isClosed && !assignedPartitions.isEmpty }
+    /// Open, and assigned partitions or (with a group) a member of a stable group: a standby
+    /// that owns no partition is ready to take some over.
+    public var isReady: Bool { !isClosed && (!assignedPartitions.isEmpty || isGroupMember) }
 }
 
 // MARK: - Tracing

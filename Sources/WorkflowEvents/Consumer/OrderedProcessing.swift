@@ -57,8 +57,12 @@ extension WorkflowEventConsumer {
     ///   logged, counted, and dead-lettered when there is a `deadLetterTopic`; its key goes
     ///   on with the next event.
     /// - Cancelling the calling task stops taking events, lets handlers in flight finish
-    ///   within `limits.drainTimeout` (then cancels them), commits the finished run, leaves
-    ///   the group and closes the consumer.
+    ///   within `limits.drainTimeout` (then cancels them: a handler that ends because it was
+    ///   cancelled has not finished, and its event is not stored), commits the finished run,
+    ///   leaves the group and closes the consumer.
+    /// - What an earlier stream on this consumer fetched and did not finish is handled first;
+    ///   `process` refuses to start while another reader reads, or while partitions are
+    ///   paused with ``pause(_:)`` (it pauses and resumes partitions by itself).
     /// - Before partitions are revoked, their handlers in flight may finish (within
     ///   `drainTimeout`), their finished run is committed, and their events not yet started
     ///   are dropped for the next owner.
@@ -80,11 +84,11 @@ extension WorkflowEventConsumer {
         guard limits.maxBufferedEvents >= 1, limits.maxBufferedEventsPerPartition >= 1 else {
             throw WorkflowEventsError(.invalidConfiguration, "processing limits must be at least 1: \(limits)")
         }
-        try await beginProcessing(topics)
+        let handedOver = try await beginProcessing(topics)
         let processor = OrderedProcessor(
             consumer: self, maxConcurrency: maxConcurrency, orderingKey: orderingKey, limits: limits, handler: handler)
         let outcome: Result<Void, any Error> = await withTaskCancellationHandler {
-            await processor.run()
+            await processor.run(first: handedOver)
         } onCancel: {
             processor.mailbox.post(.stop)
         }
@@ -92,16 +96,17 @@ extension WorkflowEventConsumer {
         try outcome.get()
     }
 
-    private func beginProcessing(_ topics: [String]) async throws {
+    /// Takes over the reading: what an earlier reader fetched and did not finish is handed to
+    /// the processor (returned, in order), the busy reader's keep-alive stops, and its
+    /// pause is lifted.
+    private func beginProcessing(_ topics: [String]) async throws -> [RDKafkaMessage] {
         try checkOpen("process")
-        guard !isProcessing else {
-            throw WorkflowEventsError(.invalidConfiguration, "process(topics:) is already running on this consumer")
-        }
-        isProcessing = true
+        try beginReadingForProcess()
         do {
             try await subscribe(topics)
+            return try await takeOverReading()
         } catch {
-            isProcessing = false
+            await endReadingForProcess()
             throw error
         }
     }
@@ -116,7 +121,7 @@ extension WorkflowEventConsumer {
             }
         }
         await close()
-        isProcessing = false
+        await endReadingForProcess()
     }
 
     func count(_ field: WritableKeyPath<ConsumerStatistics, Int>, _ amount: Int) {
@@ -141,7 +146,8 @@ enum HandlerOutcome: Sendable {
     case succeeded
     /// Failed on every attempt; `error` is the last one.
     case failed(any Error)
-    /// Cancelled between attempts: the event is not done.
+    /// Ended by its task's cancellation (a throw while cancelled, or cancelled between
+    /// attempts): the event is not done.
     case abandoned
 }
 
@@ -158,6 +164,8 @@ nonisolated(nonsending) func callWithRetries(
             try await body()
             return .succeeded
         } catch {
+            // Ended because its task was cancelled: not finished, so neither retried nor failed.
+            if Task.isCancelled || error is CancellationError { return .abandoned }
             failures += 1
             guard failures < policy.attempts else { return .failed(error) }
             await onRetry(error, failures)
@@ -181,6 +189,8 @@ enum ProcessingSignal: Sendable {
     case stop
     case drainDeadline
     case giveUp
+    /// The fetcher has ended: no batch will come any more.
+    case fetcherEnded
 }
 
 /// A queue of signals with one waiting reader, which waits whether or not its task is
@@ -360,8 +370,9 @@ final class OrderedProcessor: @unchecked Sendable {
         self.deadLettering = consumer.configuration.deadLetterTopic != nil
     }
 
-    /// The loop: takes signals until it has stopped and every handler has ended.
-    func run() async -> Result<Void, any Error> {
+    /// The loop: takes signals until it has stopped, every handler has ended and the fetcher
+    /// has returned. `first` is what an earlier reader fetched: taken before anything else.
+    func run(first: [RDKafkaMessage]) async -> Result<Void, any Error> {
         let mailbox = self.mailbox
         let drainTimeout = limits.drainTimeout
         client.context.state.withLock { state in
@@ -381,13 +392,21 @@ final class OrderedProcessor: @unchecked Sendable {
                 client.commitBlocking(offsets.withLock { $0 })
             }
         }
+        if !first.isEmpty {
+            await ingest(first)
+            schedule()
+        }
         startFetcher()
         var gaveUp = false
-        while !(draining && (running.isEmpty || gaveUp)) {
+        var fetcherEnded = false
+        while !(draining && (running.isEmpty || gaveUp) && fetcherEnded) {
             switch await mailbox.next() {
             case .fetched(let messages, let ack):
+                // While draining, a batch still on its way is dropped (read again later).
                 await ingest(messages)
                 ack()
+            case .fetcherEnded:
+                fetcherEnded = true
             case .fetchFailed(let error):
                 failure = failure ?? error
                 beginDraining()
@@ -413,7 +432,6 @@ final class OrderedProcessor: @unchecked Sendable {
             if !draining { schedule() }
             await flushCounters()
         }
-        stopFetcher()
         await fetcher?.value
         // What is left was never started, or did not end in time: not stored.
         for (_, queue) in pending {
@@ -437,7 +455,12 @@ final class OrderedProcessor: @unchecked Sendable {
         let mailbox = self.mailbox
         let batchSize = consumer.configuration.fetchBatchSize
         fetcher = Task.detached { [stopFetching] in
+            defer { mailbox.post(.fetcherEnded) }
             while !stopFetching.isSet {
+                if client.isClosing {
+                    mailbox.post(.fetchFailed(WorkflowEventsError(.clientClosed, "the consumer was closed while process(topics:) read from it")))
+                    return
+                }
                 let batch = await client.fetch(timeout: .milliseconds(100), maximum: batchSize)
                 if let error = client.takeErrorToThrow() {
                     for message in batch { message.destroy() }
@@ -772,4 +795,5 @@ final class StopFlag: Sendable {
     private let value = Atomic<Bool>(false)
     var isSet: Bool { value.load(ordering: .acquiring) }
     func set() { value.store(true, ordering: .releasing) }
+    func clear() { value.store(false, ordering: .releasing) }
 }

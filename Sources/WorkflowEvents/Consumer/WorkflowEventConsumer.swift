@@ -53,9 +53,12 @@ public actor WorkflowEventConsumer {
     private var pausedForKeepAlive = false
     private var keepAlive: Task<Void, Never>?
 
-    /// The message each reader (a stream or a callback loop) is processing now, held until
-    /// the reader asks for the next one: then its offset is stored.
-    private var inProcess: [Int: RDKafkaMessage] = [:]
+    /// Who reads from this consumer: one reader at a time, so that a commit never covers
+    /// another reader's unfinished event.
+    private var reading = ReadingState.idle
+    /// Streams released by their iterating task (left with `break` or a thrown error, or
+    /// dropped), from any thread: their event in hand goes back to the buffer, unstored.
+    fileprivate let releasedReaders = ReleasedReaders()
     /// Next offsets of the records the last `poll` returned, stored at the next `poll`.
     private var polledOffsets: [TopicPartition: Int64] = [:]
     /// Positions set by `seek` until a record of that partition is delivered.
@@ -64,11 +67,10 @@ public actor WorkflowEventConsumer {
     let metrics: ConsumerMetrics
     private let listeners = RebalanceListeners()
     var lastEventTime: Date?
-    /// Partitions paused by ``pause(_:)``, and the messages already fetched for them.
-    private var userPaused: Set<TopicPartition> = []
+    /// Partitions paused by ``pause(_:)`` (kept where librdkafka's rebalance callback reads
+    /// them), and the messages already fetched for them.
+    private var userPaused: Set<TopicPartition> { client.context.state.withLock { $0.userPaused } }
     private var heldWhilePaused: [TopicPartition: [RDKafkaMessage]] = [:]
-    /// Whether `process(topics:...)` owns the reading: the other ways to read are refused.
-    var isProcessing = false
 
     private static let readerIDs = Atomic<Int>(0)
 
@@ -114,8 +116,9 @@ public actor WorkflowEventConsumer {
     deinit {
         if lifecycle != .closed {
             logger.info("a consumer was released without being closed; closing it in the background")
-            for (_, message) in inProcess { message.destroy() }
+            reading.inHand?.destroy()
             buffer.destroyAll()
+            for (_, messages) in heldWhilePaused { for message in messages { message.destroy() } }
             let client = self.client
             if let pending = readAhead {
                 Task.detached {
@@ -136,13 +139,20 @@ public actor WorkflowEventConsumer {
     /// its first assignment, since joining a group takes seconds.
     ///
     /// Each event's offset is stored once the loop asks for the next one, that is once its
-    /// body has returned. Cancelling the iterating task closes the consumer (when the
-    /// cancellation lands between two iterations, the close completes just after the loop
-    /// has ended; ``withWorkflowEventConsumer(configuration:logger:isolation:_:)`` always
-    /// waits for it). Leaving the
-    /// loop with `break` or a thrown error, or the stream ending after `idleTimeout`, does
-    /// not: the consumer stays open for `commit`, more reading or `close` (an event in hand
-    /// at a `break` is not stored).
+    /// body has returned. Cancelling the iterating task closes the consumer; the event in
+    /// hand then is not stored (a body that threw because it was cancelled has not finished,
+    /// and the stream cannot tell it from one that returned), and the group's next owner
+    /// reads it again. When the cancellation lands between two iterations, the close
+    /// completes just after the loop has ended;
+    /// ``withWorkflowEventConsumer(configuration:logger:isolation:_:)`` always waits for it.
+    /// Leaving the loop with `break` or a thrown error, or the stream ending after
+    /// `idleTimeout`, leaves the consumer open for `commit`, more reading or `close`; the
+    /// event in hand at a `break` or a throw is not stored, and the next read delivers it
+    /// again.
+    ///
+    /// One reader at a time: while a stream holds an event (until its loop ends and the
+    /// stream is released), another stream, ``consumeEvents(topics:timeout:_:)``,
+    /// ``poll(timeout:)`` or `process` throws ``WorkflowEventsError`` `readerBusy`.
     public nonisolated func events(
         topics: [String], idleTimeout: Duration? = nil
     ) -> AsyncThrowingStream<WorkflowEvent, any Error> {
@@ -171,7 +181,11 @@ public actor WorkflowEventConsumer {
     ///
     /// Returns when no new event has come for `timeout` (the configuration's
     /// `consumerTimeout` when nil; for a new group member, counted from its first
-    /// assignment), or when the calling task is cancelled (which closes the consumer). A handler that throws is logged and counted, and the next event follows.
+    /// assignment), or when the calling task is cancelled (which closes the consumer). A
+    /// handler that throws is retried under the configuration's `retryPolicy`, then logged,
+    /// counted and dead-lettered (when there is a `deadLetterTopic`), and the next event
+    /// follows. A handler that ends because its task was cancelled has not finished: its
+    /// event is neither retried, counted, dead-lettered nor stored, and the consumer closes.
     ///
     /// - Returns: How many events were passed to `handler`.
     @discardableResult
@@ -197,7 +211,8 @@ public actor WorkflowEventConsumer {
         try await handleEach(topics: topics, idle: nil, stop: serveStop, handler)
     }
 
-    /// Ends ``serve(topics:_:)`` after the event in hand, from any thread.
+    /// Ends ``serve(topics:_:)`` after the event in hand, from any thread. Called while no
+    /// `serve` runs, it ends the next one at once; a later `serve` serves again.
     public nonisolated func stopServing() {
         serveStop.set()
         client.wakeUp()
@@ -213,9 +228,16 @@ public actor WorkflowEventConsumer {
         // The key, headers and topic cost allocations per event: read only when a span
         // needs them (a failure reads them from the message still held).
         let tracing = !(InstrumentationSystem.tracer is NoOpTracer)
+        defer { if stop != nil { serveStop.clear() } }
         while stop?.isSet != true {
-            guard let message = try await nextMessage(reader: reader, topics: topics, idle: idle, withCoordinates: tracing, stop: stop)
-            else { break }
+            let next: WorkflowEventMessage?
+            do {
+                next = try await nextMessage(reader: reader, topics: topics, idle: idle, withCoordinates: tracing, stop: stop)
+            } catch {
+                await release(reader: reader)
+                throw error
+            }
+            guard let message = next else { break }
             let started = ContinuousClock.now
             let outcome = await callWithRetries(
                 configuration.retryPolicy,
@@ -230,15 +252,21 @@ public actor WorkflowEventConsumer {
             case .succeeded:
                 break
             case .failed(let error):
-                try await recordHandlerFailure(error, message: heldMessage(reader: reader) ?? message, reader: reader)
+                do {
+                    try await recordHandlerFailure(error, message: heldMessage(reader: reader) ?? message, reader: reader)
+                } catch {
+                    await release(reader: reader)
+                    throw error
+                }
             case .abandoned:
-                // Cancelled while retrying: the event is not done, so it is not stored; the
-                // next owner reads it again.
+                // Cancelled: the event is not done, so it is not stored; the next owner
+                // reads it again.
                 await abandonProcessing(reader: reader)
             }
             handled += 1
         }
         await finishProcessing(reader: reader)
+        await release(reader: reader)
         return handled
     }
 
@@ -249,7 +277,8 @@ public actor WorkflowEventConsumer {
     /// The records of one `poll` count as processed at the next `poll`, `commit` or `close`.
     public func poll(timeout: Duration = .milliseconds(1000)) async throws -> [TopicPartition: [ConsumerRecord]] {
         try checkOpen("poll")
-        try checkNotProcessing("poll")
+        reclaimReleasedReaders()
+        try checkNoReader("poll")
         guard subscription != nil else {
             throw WorkflowEventsError(.invalidConfiguration, "poll needs a subscription: call subscribe(_:) first")
         }
@@ -258,18 +287,28 @@ public actor WorkflowEventConsumer {
         let limit = configuration.maxPollRecords ?? 500
         let deadline = ContinuousClock.now.advanced(by: timeout)
         var records: [TopicPartition: [ConsumerRecord]] = [:]
+        // Next offsets of what this call returns: recorded only once it returns them.
+        var taken: [TopicPartition: Int64] = [:]
         var count = 0
-        while true {
+        polling: while true {
             while count < limit, let message = buffer.popFirst() {
-                defer { message.destroy() }
                 if message.isError {
-                    try handleErrorMessage(message)
-                    continue
+                    guard let error = errorToThrow(message) else {
+                        message.destroy()
+                        continue
+                    }
+                    if count > 0 {
+                        // The records before it are returned first; the error comes next time.
+                        buffer.prepend([message])
+                        break polling
+                    }
+                    message.destroy()
+                    throw error
                 }
+                defer { message.destroy() }
                 let record = message.record
                 let partition = record.topicPartition
-                seekPositions[partition] = nil
-                polledOffsets[partition] = record.offset + 1
+                taken[partition] = record.offset + 1
                 records[partition, default: []].append(record)
                 count += 1
             }
@@ -281,6 +320,10 @@ public actor WorkflowEventConsumer {
             try checkOpen("poll")
             try await fill(until: deadline, readAhead: .raw)
         }
+        for (partition, next) in taken {
+            seekPositions[partition] = nil
+            polledOffsets[partition] = next
+        }
         counters.eventsDelivered += count
         metrics.events.increment(by: count)
         if count > 0 { lastEventTime = Date() }
@@ -290,7 +333,8 @@ public actor WorkflowEventConsumer {
     // MARK: - Subscription
 
     /// Subscribes to `topics`: with a group, the group assigns this member its share of their
-    /// partitions; without one, every partition is read. Replaces an earlier subscription.
+    /// partitions; without one, every partition is read. Replaces an earlier subscription;
+    /// the same topics again change nothing.
     ///
     /// - Throws: ``KafkaError`` when no bootstrap server answers within the configuration's
     ///   `connectionTimeout`, or (without a group) when a topic does not exist.
@@ -299,10 +343,12 @@ public actor WorkflowEventConsumer {
         guard !topics.isEmpty else {
             throw WorkflowEventsError(.invalidConfiguration, "subscribe needs at least one topic")
         }
+        // The same topics again: the assignment and the positions stay as they are.
+        if subscription == topics { return }
         try await checkConnection(for: "subscribe to \(topics)")
         try checkOpen("subscribe")
         if configuration.groupID != nil {
-            try client.subscribe(topics)
+            try await client.subscribe(topics)
         } else {
             // Concrete start offsets, not librdkafka's logical beginning or end: a logical
             // one is looked up after the assignment, and that lookup can overtake a `seek`
@@ -313,14 +359,14 @@ public actor WorkflowEventConsumer {
                 let (low, high) = try await client.watermarks(partition, timeout: configuration.connectionTimeout)
                 starts.append((partition, configuration.autoOffsetReset == .latest ? high : low))
             }
-            try client.assign(starts)
+            try await client.assign(starts)
         }
         let kept = Set(topics)
         await absorbReadAhead()
         buffer.drop { !kept.contains($0.topic) }
         subscription = topics
         subscribedAt = .now
-        if configuration.groupID != nil && keepAlive == nil && !isProcessing { startKeepAlive() }
+        if configuration.groupID != nil && keepAlive == nil && !reading.isProcessing { startKeepAlive() }
         logger.debug("subscribed", metadata: ["kafka.topics": "\(topics.joined(separator: ","))"])
     }
 
@@ -329,15 +375,18 @@ public actor WorkflowEventConsumer {
 
     // MARK: - Offsets
 
-    /// Commits the offsets of everything delivered so far (the event in hand included) and
-    /// waits for the broker to confirm.
+    /// Commits the offsets of everything delivered so far and waits for the broker to
+    /// confirm. Called from a loop body (or a `consumeEvents` handler), it includes the event
+    /// in hand, which that body has processed; a loop left with `break` or a throw, or a
+    /// stream released, holds no event.
     ///
     /// - Throws: ``WorkflowEventsError`` `groupRequired` without a `groupID`; ``KafkaError``
     ///   when the broker refuses.
     public func commit() async throws {
         try checkOpen("commit")
         try checkGroup("commit")
-        for (_, message) in inProcess { message.storeOffset() }
+        reclaimReleasedReaders()
+        if let message = reading.inHand { client.storeOffset(after: message) }
         storePolledOffsets()
         try await client.commit(nil)
     }
@@ -410,6 +459,7 @@ public actor WorkflowEventConsumer {
     public func seek(_ partition: TopicPartition, to offset: Int64) async throws {
         try checkOpen("seek")
         try checkNotProcessing("seek")
+        reclaimReleasedReaders()
         guard offset >= 0 else {
             throw WorkflowEventsError(.invalidConfiguration, "seek to \(offset) on \(partition): an offset is never negative")
         }
@@ -417,6 +467,7 @@ public actor WorkflowEventConsumer {
         if !appliedAtAssignment {
             await absorbReadAhead()
             buffer.drop { $0 == partition }
+            for message in heldWhilePaused.removeValue(forKey: partition) ?? [] { message.destroy() }
             forgetInProcess(of: partition)
             try await client.seek(partition, to: offset, timeout: configuration.connectionTimeout)
         }
@@ -431,11 +482,13 @@ public actor WorkflowEventConsumer {
     public func position(_ partition: TopicPartition) async throws -> Int64 {
         try checkOpen("position")
         try checkNotProcessing("ask for a position")
+        reclaimReleasedReaders()
         _ = try await waitForAssignment(of: partition, pendingSeek: nil)
         await absorbReadAhead()
+        if let offset = heldWhilePaused[partition]?.first?.offset { return offset }
         if let offset = buffer.firstOffset(of: partition) { return offset }
         if let offset = seekPositions[partition] { return offset }
-        if let offset = client.position(partition) { return offset }
+        if let offset = try client.position(partition) { return offset }
         if configuration.groupID != nil,
             let offset = try await client.committed([partition], timeout: configuration.connectionTimeout)[partition]
         {
@@ -464,10 +517,13 @@ public actor WorkflowEventConsumer {
     /// A cheap snapshot for a readiness probe: assigned partitions, the last event's time,
     /// the lag from librdkafka's statistics, the last error.
     public var health: ConsumerHealth {
-        let (assignment, lag, lastError) = client.context.state.withLock { ($0.assignment, $0.lag, $0.lastError) }
+        let (assignment, lag, lastError, member) = client.context.state.withLock {
+            ($0.assignment, $0.lag, $0.lastError, $0.isGroupMember)
+        }
         return ConsumerHealth(
             assignedPartitions: assignment, lastEventTime: lastEventTime,
-            lagByPartition: lag.filter { assignment.contains($0.key) }, lastError: lastError, isClosed: lifecycle == .closed)
+            lagByPartition: lag.filter { assignment.contains($0.key) }, lastError: lastError, isClosed: lifecycle == .closed,
+            isGroupMember: member && lifecycle != .closed)
     }
 
     /// Stops delivering events of these partitions until ``resume(_:)``; the consumer keeps
@@ -475,7 +531,7 @@ public actor WorkflowEventConsumer {
     public func pause(_ partitions: [TopicPartition]) throws {
         try checkOpen("pause")
         try checkNotProcessing("pause")
-        userPaused.formUnion(partitions)
+        client.context.state.withLock { $0.userPaused.formUnion(partitions) }
         client.setPaused(true, partitions)
     }
 
@@ -483,10 +539,9 @@ public actor WorkflowEventConsumer {
     public func resume(_ partitions: [TopicPartition]) throws {
         try checkOpen("resume")
         try checkNotProcessing("resume")
+        let resumed = client.context.state.withLock { state in partitions.filter { state.userPaused.remove($0) != nil } }
         var held: [RDKafkaMessage] = []
-        for partition in partitions where userPaused.remove(partition) != nil {
-            held += heldWhilePaused.removeValue(forKey: partition) ?? []
-        }
+        for partition in resumed { held += heldWhilePaused.removeValue(forKey: partition) ?? [] }
         buffer.prepend(held)
         client.setPaused(false, partitions)
     }
@@ -533,8 +588,8 @@ public actor WorkflowEventConsumer {
         await absorbReadAhead()
         storePolledOffsets()
         // What a reader holds was not finished: it is not stored, and will be read again.
-        for (_, message) in inProcess { message.destroy() }
-        inProcess = [:]
+        reading.inHand?.destroy()
+        reading = .idle
         buffer.destroyAll()
         for (_, messages) in heldWhilePaused { for message in messages { message.destroy() } }
         heldWhilePaused = [:]
@@ -572,11 +627,94 @@ public actor WorkflowEventConsumer {
     }
 
     /// Refuses a second way of reading while `process` runs.
-    private func checkNotProcessing(_ operation: String) throws {
-        if isProcessing {
+    func checkNotProcessing(_ operation: String) throws {
+        if reading.isProcessing {
             throw WorkflowEventsError(
-                .invalidConfiguration, "cannot \(operation) while process(topics:) reads from this consumer; use another consumer")
+                .readerBusy, "cannot \(operation) while process(topics:) reads from this consumer; use another consumer")
         }
+    }
+
+    /// Refuses a reader while another one reads (or `process` runs).
+    private func checkNoReader(_ operation: String, except reader: Int? = nil) throws {
+        switch reading {
+        case .idle:
+            return
+        case .processing:
+            try checkNotProcessing(operation)
+        case .reader(let id, _):
+            guard id != reader else { return }
+            throw WorkflowEventsError(
+                .readerBusy,
+                "cannot \(operation): another reader (a stream or a consumeEvents/serve loop) is reading from this consumer; end its loop and release the stream first, or use a second consumer")
+        }
+    }
+
+    /// Makes `reader` the consumer's reader; records of an earlier `poll` count as processed.
+    private func claim(reader: Int) throws {
+        reclaimReleasedReaders()
+        if case .reader(reader, _) = reading { return }
+        try checkNoReader("read events", except: reader)
+        storePolledOffsets()
+        reading = .reader(id: reader, inHand: nil)
+    }
+
+    /// Ends `reader`'s turn. Its event in hand was not finished: it goes back to the front
+    /// of the buffer, unstored, for the next read.
+    private func release(reader: Int) {
+        guard case .reader(reader, let inHand) = reading else { return }
+        reading = .idle
+        guard let message = inHand else { return }
+        if configuration.groupID != nil, !client.assignment.contains(TopicPartition(topic: message.topic, partition: message.partition)) {
+            message.destroy()  // revoked meanwhile: its next owner reads it
+        } else {
+            buffer.prepend([message])
+        }
+    }
+
+    /// Releases the streams whose iterating task let go of them.
+    func reclaimReleasedReaders() {
+        for reader in releasedReaders.take() { release(reader: reader) }
+    }
+
+    /// `process` becomes the reader, if no other reader reads and no partition is paused
+    /// by the application (`process` pauses and resumes partitions itself).
+    func beginReadingForProcess() throws {
+        reclaimReleasedReaders()
+        if reading.isProcessing {
+            throw WorkflowEventsError(.readerBusy, "process(topics:) is already running on this consumer")
+        }
+        try checkNoReader("process")
+        guard userPaused.isEmpty else {
+            throw WorkflowEventsError(
+                .invalidConfiguration,
+                "cannot process while partitions \(userPaused.sorted().map(\.description).joined(separator: ", ")) are paused with pause(_:): resume them first (process pauses and resumes partitions by itself)")
+        }
+        reading = .processing
+    }
+
+    /// Stops what served an earlier reader (the keep-alive, its pause, a fetch or a batch
+    /// read ahead) and hands over, in order, what it fetched and did not deliver.
+    func takeOverReading() async throws -> [RDKafkaMessage] {
+        keepAlive?.cancel()
+        keepAlive = nil
+        while fetchInFlight { await withCheckedContinuation { fetchWaiters.append($0) } }
+        await absorbReadAhead()
+        try checkOpen("process")
+        if pausedForKeepAlive {
+            pausedForKeepAlive = false
+            client.setPaused(false, client.assignment.sorted())
+        }
+        // Records of an earlier poll count as processed, as at the next poll.
+        storePolledOffsets()
+        var handedOver: [RDKafkaMessage] = []
+        handedOver.reserveCapacity(buffer.count)
+        while let message = buffer.popFirst() { handedOver.append(message) }
+        return handedOver
+    }
+
+    /// `process` has ended.
+    func endReadingForProcess() async {
+        if reading.isProcessing { reading = .idle }
     }
 
     private func checkGroup(_ operation: String) throws {
@@ -588,7 +726,7 @@ public actor WorkflowEventConsumer {
 
     /// The reader's message in hand with its topic, key, headers and timestamp.
     private func heldMessage(reader: Int) -> WorkflowEventMessage? {
-        guard let held = inProcess[reader], case .success(let event)? = held.decoded ?? held.withValue({ bytes in
+        guard case .reader(reader, let held?) = reading, case .success(let event)? = held.decoded ?? held.withValue({ bytes in
             Result { () throws(WorkflowEventValidationError) in try WorkflowEvent.decode(bytes) }
         }) else { return nil }
         return WorkflowEventMessage(
@@ -598,25 +736,24 @@ public actor WorkflowEventConsumer {
 
     /// The reader's message in hand has been processed: store its offset.
     private func finishProcessing(reader: Int) {
-        if let message = inProcess.removeValue(forKey: reader) {
-            message.storeOffset()
-            message.destroy()
-        }
+        guard case .reader(reader, let message?) = reading else { return }
+        reading = .reader(id: reader, inHand: nil)
+        client.storeOffset(after: message)
+        message.destroy()
     }
 
-    /// A stream's iterating task was cancelled outside a fetch: closes, storing the event in
-    /// hand when it is known to be processed (the loop asked for the next one).
-    fileprivate func closeAfterCancellation(of reader: Int, eventInHandDone: Bool) async {
-        if eventInHandDone { finishProcessing(reader: reader) }
+    /// A stream's iterating task was cancelled: closes. The event in hand is not stored:
+    /// its loop body may have ended because of the cancellation.
+    fileprivate func closeAfterCancellation() async {
         await close()
     }
 
     private func forgetInProcess(of partition: TopicPartition) {
-        for (reader, message) in inProcess
-        where message.partition == partition.partition && message.topic == partition.topic {
-            message.destroy()
-            inProcess[reader] = nil
-        }
+        guard case .reader(let reader, let message?) = reading,
+            message.partition == partition.partition && message.topic == partition.topic
+        else { return }
+        message.destroy()
+        reading = .reader(id: reader, inHand: nil)
     }
 
     private func storePolledOffsets() {
@@ -638,7 +775,7 @@ public actor WorkflowEventConsumer {
                 : "event handler failed; continuing with the next event",
             metadata: Self.coordinates(message.topic, message.partition, message.offset, event: message.event)
                 .merging(["error": "\(error)"]) { $1 })
-        guard deadLettering, let held = inProcess[reader] else { return }
+        guard deadLettering, case .reader(reader, let held?) = reading else { return }
         try await deadLetter(held.record, kind: "handler-failed", reason: "\(error)")
     }
 
@@ -661,7 +798,9 @@ public actor WorkflowEventConsumer {
 
     /// Drops the reader's message in hand without storing its offset.
     private func abandonProcessing(reader: Int) {
-        inProcess.removeValue(forKey: reader)?.destroy()
+        guard case .reader(reader, let message?) = reading else { return }
+        reading = .reader(id: reader, inHand: nil)
+        message.destroy()
     }
 
     // MARK: Dead letters
@@ -747,13 +886,29 @@ public actor WorkflowEventConsumer {
     private func nextMessage(
         reader: Int, topics: [String], idle: Duration?, withCoordinates: Bool, stop: StopFlag? = nil
     ) async throws -> WorkflowEventMessage? {
+        // A reader whose reading ended (nothing more, or an error) lets go of the consumer.
+        do {
+            if let message = try await readNext(reader: reader, topics: topics, idle: idle, withCoordinates: withCoordinates, stop: stop) {
+                return message
+            }
+        } catch {
+            release(reader: reader)
+            throw error
+        }
+        release(reader: reader)
+        return nil
+    }
+
+    private func readNext(
+        reader: Int, topics: [String], idle: Duration?, withCoordinates: Bool, stop: StopFlag?
+    ) async throws -> WorkflowEventMessage? {
         finishProcessing(reader: reader)
         if Task.isCancelled {
             await close()
             return nil
         }
         guard lifecycle == .open else { return nil }
-        try checkNotProcessing("read events")
+        try claim(reader: reader)
         if subscription != topics {
             try await subscribe(topics)
         }
@@ -805,7 +960,7 @@ public actor WorkflowEventConsumer {
             logger.debug(
                 "skipped a tombstone (null value)",
                 metadata: Self.coordinates(message.topic, message.partition, message.offset))
-            message.storeOffset()
+            client.storeOffset(after: message)
             message.destroy()
             return nil
         }
@@ -833,14 +988,14 @@ public actor WorkflowEventConsumer {
                 client.store([(record.topicPartition, record.offset + 1)])
                 return nil
             }
-            message.storeOffset()
+            client.storeOffset(after: message)
             message.destroy()
             return nil
         }
         counters.eventsDelivered += 1
         metrics.events.increment()
         lastEventTime = Date()
-        inProcess[reader] = message
+        reading = .reader(id: reader, inHand: message)
         if !seekPositions.isEmpty {
             seekPositions[TopicPartition(topic: message.topic, partition: message.partition)] = nil
         }
@@ -862,9 +1017,15 @@ public actor WorkflowEventConsumer {
     /// Consumer errors that librdkafka hands over as messages: the ones the caller must act
     /// on are thrown, the rest are logged while librdkafka retries.
     nonisolated func handleErrorMessage(_ message: RDKafkaMessage) throws {
-        guard let error = message.error(operation: "consume \(message.topic)[\(message.partition)]") else { return }
-        if error.isFatal || Self.errorsToThrow.contains(error.code) { throw error }
+        if let error = errorToThrow(message) { throw error }
+    }
+
+    /// The error a message carries when the caller must act on it; other errors are logged.
+    nonisolated func errorToThrow(_ message: RDKafkaMessage) -> KafkaError? {
+        guard let error = message.error(operation: "consume \(message.topic)[\(message.partition)]") else { return nil }
+        if error.isFatal || Self.errorsToThrow.contains(error.code) { return error }
         logger.info("Kafka reported a consumer error; librdkafka retries", metadata: ["error": "\(error)"])
+        return nil
     }
 
     /// What a fill leaves running for the next one: nothing, a batch taken ahead, or a
@@ -988,6 +1149,9 @@ public actor WorkflowEventConsumer {
         guard generation != seenGeneration else { return }
         seenGeneration = generation
         buffer.drop { !assignment.contains($0) }
+        for partition in heldWhilePaused.keys where !assignment.contains(partition) {
+            for message in heldWhilePaused.removeValue(forKey: partition) ?? [] { message.destroy() }
+        }
     }
 
     /// Polls until `partition` is assigned. Returns whether a pending seek was applied as
@@ -1048,8 +1212,8 @@ public actor WorkflowEventConsumer {
 /// cancelled task itself; but when the cancellation lands just as the closure returns an
 /// event, the stream's cancellation handler releases it on the cancelling task. So the
 /// closure also records, after each element, whether its task was cancelled by then.
-/// Released on a task that is not cancelled, with no cancellation seen (a `break`, a
-/// dropped stream), it does nothing.
+/// Released with no cancellation seen (a `break`, a thrown error, a dropped stream), it
+/// hands the reader's turn back, so that its event in hand is read again.
 private final class StreamCancellationWatch: Sendable {
     let consumer: WorkflowEventConsumer
     let reader: Int
@@ -1066,14 +1230,15 @@ private final class StreamCancellationWatch: Sendable {
     }
 
     deinit {
-        // On the cancelled task, the loop has asked for the next event: the one in hand is
-        // done. Released elsewhere, the loop body may still be working on it: it is not
-        // stored, and the next owner reads it again.
-        let onReadingTask = Task.isCancelled
-        if onReadingTask || sawCancellation.load(ordering: .acquiring) {
+        // Cancelled: the consumer closes, and the event in hand is not stored (the loop body
+        // may have ended because of the cancellation, by a throw the stream cannot see).
+        // Released otherwise (a `break`, a thrown error, a dropped stream): the reader lets
+        // go of the consumer, and its event in hand is delivered again by the next read.
+        if Task.isCancelled || sawCancellation.load(ordering: .acquiring) {
             let consumer = consumer
-            let reader = reader
-            Task { await consumer.closeAfterCancellation(of: reader, eventInHandDone: onReadingTask) }
+            Task { await consumer.closeAfterCancellation() }
+        } else {
+            consumer.releasedReaders.insert(reader)
         }
     }
 }

@@ -32,6 +32,12 @@ final class RDKafkaCallbackContext: Sendable {
         var lastError: String?
         /// Commits the broker refused.
         var commitFailures = 0
+        /// Partitions the application paused (`pause(_:)`): they stay paused when they are
+        /// assigned again; every other partition is resumed on assignment.
+        var userPaused: Set<TopicPartition> = []
+        /// Whether the group has given this member its assignment (possibly empty: a
+        /// standby), and has not taken it all back since.
+        var isGroupMember = false
     }
 
     let logger: Logger
@@ -273,10 +279,19 @@ private let rebalanceCallback: @convention(c) (
                 context.logger.info("assignment failed", metadata: ["error": "\(KafkaError(result, operation: "assign"))"])
             }
         }
-        context.state.withLock { state in
+        let userPaused = context.state.withLock { state in
             if cooperative { state.assignment.formUnion(changed) } else { state.assignment = Set(changed) }
             state.generation += 1
             state.rebalances += 1
+            state.isGroupMember = true
+            return state.userPaused
+        }
+        // librdkafka keeps a partition's pause across its revocation and assignment: one
+        // paused to bound memory (by `process` or a busy reader) would never resume. Only
+        // the application's own pauses carry over.
+        let resumed = changed.filter { !userPaused.contains($0) }
+        if !resumed.isEmpty {
+            _ = withPartitionList(resumed.map { ($0, RDKafkaOffset.invalid) }) { rd_kafka_resume_partitions(handle, $0) }
         }
         context.metrics.rebalances.increment()
         context.listeners.yield(RebalanceEvent(kind: .assigned, partitions: changed.sorted()))
@@ -300,6 +315,7 @@ private let rebalanceCallback: @convention(c) (
         }
         context.state.withLock { state in
             if cooperative { state.assignment.subtract(changed) } else { state.assignment = [] }
+            if !cooperative || lost { state.isGroupMember = false }
             state.generation += 1
             state.rebalances += 1
         }
@@ -310,6 +326,7 @@ private let rebalanceCallback: @convention(c) (
         rd_kafka_assign(handle, nil)
         context.state.withLock { state in
             state.assignment = []
+            state.isGroupMember = false
             state.generation += 1
         }
         context.logger.info("rebalance failed", metadata: ["error": "\(KafkaError(err, operation: "rebalance"))"])
@@ -374,9 +391,11 @@ private let statisticsCallback: @convention(c) (OpaquePointer?, UnsafeMutablePoi
 
 /// Owns one librdkafka consumer handle.
 ///
-/// `@unchecked Sendable`: `handle` and `queue` are written once in `init` and released once
-/// in `destroy()`, which the owning actor calls only after every call it started on them has
-/// returned; librdkafka's functions used here are thread-safe.
+/// `@unchecked Sendable`: `handle` and `queue` are written once in `init` and destroyed once
+/// in `closeAndDestroyNow()`. Every use of them goes through `using(_:_:)`, which refuses
+/// once the destruction has begun, and the destruction waits for the uses in flight; the
+/// blocking requests run on `operationsQueue`, as the destruction does, so none can start
+/// on a destroyed handle. librdkafka's functions used here are thread-safe.
 final class RDKafkaConsumerClient: @unchecked Sendable {
     private let handle: OpaquePointer
     private let queue: OpaquePointer
@@ -384,9 +403,19 @@ final class RDKafkaConsumerClient: @unchecked Sendable {
     private let retainedContext: Unmanaged<RDKafkaCallbackContext>
     private let pollQueue = DispatchQueue(label: "workflow-events.consumer.poll")
     private let operationsQueue = DispatchQueue(label: "workflow-events.consumer.operations")
-    /// Set, under its lock, before the queue is destroyed, so that `wakeUp()` never
-    /// touches a destroyed queue.
-    private let isDestroyed = Mutex(false)
+
+    /// Whether the consumer is closing (no fetch starts any more: librdkafka's close serves
+    /// the consumer queue itself, and hangs when a fetch takes from it meanwhile) or being
+    /// destroyed (nothing starts any more), and how many calls use the handle now.
+    private struct Uses {
+        var closing = false
+        var destroying = false
+        var active = 0
+    }
+    private let uses = Mutex(Uses())
+    /// Signalled by the last use to end once the destruction has begun.
+    private let lastUseEnded = DispatchSemaphore(value: 0)
+
     /// Wakes librdkafka's fetcher when its queue has run low (nil when librdkafka does it).
     private let fetcherWakeUp: FetcherWakeUp?
     private let wakeUpQueue = DispatchQueue(label: "workflow-events.consumer.fetcher-wake-up")
@@ -420,21 +449,62 @@ final class RDKafkaConsumerClient: @unchecked Sendable {
         self.retainedContext = retained
     }
 
-    // MARK: Running blocking calls off the cooperative pool
+    // MARK: Using the handle
 
-    private func onQueue<T: Sendable>(_ dispatchQueue: DispatchQueue, _ body: @escaping @Sendable () -> T) async -> T {
-        await withCheckedContinuation { continuation in
-            dispatchQueue.async { continuation.resume(returning: body()) }
+    private func enter(fetching: Bool = false) -> Bool {
+        uses.withLock { uses in
+            guard !uses.destroying, !(fetching && uses.closing) else { return false }
+            uses.active += 1
+            return true
         }
+    }
+
+    private func leave() {
+        let last = uses.withLock { uses in
+            uses.active -= 1
+            return uses.destroying && uses.active == 0
+        }
+        if last { lastUseEnded.signal() }
+    }
+
+    /// Runs `body` with the handle alive; throws `clientClosed` once it is being destroyed.
+    private func using<T>(_ operation: String, _ body: () throws -> T) throws -> T {
+        guard enter() else {
+            throw WorkflowEventsError(.clientClosed, "cannot \(operation): the consumer is closed; create a new one")
+        }
+        defer { leave() }
+        return try body()
+    }
+
+    /// Runs `body` with the handle alive, or returns `fallback` once it is being destroyed
+    /// (or, when `fetching`, closing).
+    private func usingIfOpen<T>(_ fallback: T, fetching: Bool = false, _ body: () -> T) -> T {
+        guard enter(fetching: fetching) else { return fallback }
+        defer { leave() }
+        return body()
+    }
+
+    /// Runs a request that may block on `dispatchQueue`, never on Swift's cooperative pool.
+    private func request<T: Sendable>(
+        on dispatchQueue: DispatchQueue, _ operation: String, _ body: @escaping @Sendable () throws -> T
+    ) async throws -> T {
+        let result: Result<T, any Error> = await withCheckedContinuation { continuation in
+            dispatchQueue.async { [self] in
+                continuation.resume(returning: Result { try using(operation, body) })
+            }
+        }
+        return try result.get()
     }
 
     // MARK: Fetching
 
     /// Takes up to `maximum` messages that are already waiting, without blocking.
     func fetchAvailable(maximum: Int) -> [RDKafkaMessage] {
-        let batch = consumeBatch(timeoutMilliseconds: 0, maximum: maximum)
-        keepFetcherBusy(after: batch)
-        return batch
+        usingIfOpen([], fetching: true) {
+            let batch = consumeBatch(timeoutMilliseconds: 0, maximum: maximum)
+            keepFetcherBusy(after: batch)
+            return batch
+        }
     }
 
     /// Waits up to `timeout` on the poll queue for a message, then takes the others already
@@ -444,12 +514,16 @@ final class RDKafkaConsumerClient: @unchecked Sendable {
     /// the first message of a quiet topic for up to the timeout.)
     func fetch(timeout: Duration, maximum: Int) async -> [RDKafkaMessage] {
         let milliseconds = timeout.milliseconds
-        return await onQueue(pollQueue) { [self] in
-            guard let first = rd_kafka_consume_queue(queue, milliseconds) else { return [] }
-            var result = [RDKafkaMessage(pointer: first)]
-            if maximum > 1 { result += consumeBatch(timeoutMilliseconds: 0, maximum: maximum - 1) }
-            keepFetcherBusy(after: result)
-            return result
+        return await withCheckedContinuation { continuation in
+            pollQueue.async { [self] in
+                continuation.resume(returning: usingIfOpen([], fetching: true) {
+                    guard let first = rd_kafka_consume_queue(queue, milliseconds) else { return [] }
+                    var result = [RDKafkaMessage(pointer: first)]
+                    if maximum > 1 { result += consumeBatch(timeoutMilliseconds: 0, maximum: maximum - 1) }
+                    keepFetcherBusy(after: result)
+                    return result
+                })
+            }
         }
     }
 
@@ -457,17 +531,22 @@ final class RDKafkaConsumerClient: @unchecked Sendable {
     /// validates their values there when `decode` is set: the reader meanwhile works on
     /// the batch before (so two cores share the work).
     func fetchAhead(maximum: Int, decode: Bool) async -> [RDKafkaMessage] {
-        await onQueue(pollQueue) { [self] in
-            var batch = consumeBatch(timeoutMilliseconds: 0, maximum: maximum)
-            keepFetcherBusy(after: batch)
-            if decode {
-                for index in batch.indices where !batch[index].isError && !batch[index].isTombstone {
-                    batch[index].decoded = batch[index].withValue { bytes in
-                        Result { () throws(WorkflowEventValidationError) in try WorkflowEvent.decode(bytes) }
+        await withCheckedContinuation { continuation in
+            pollQueue.async { [self] in
+                var batch: [RDKafkaMessage] = usingIfOpen([], fetching: true) {
+                    let taken = consumeBatch(timeoutMilliseconds: 0, maximum: maximum)
+                    keepFetcherBusy(after: taken)
+                    return taken
+                }
+                if decode {
+                    for index in batch.indices where !batch[index].isError && !batch[index].isTombstone {
+                        batch[index].decoded = batch[index].withValue { bytes in
+                            Result { () throws(WorkflowEventValidationError) in try WorkflowEvent.decode(bytes) }
+                        }
                     }
                 }
+                continuation.resume(returning: batch)
             }
-            return batch
         }
     }
 
@@ -505,9 +584,10 @@ final class RDKafkaConsumerClient: @unchecked Sendable {
         }
         wakeUpQueue.async { [self] in
             defer { fetcherWakeUp.finished() }
-            guard !isDestroyed.withLock({ $0 }) else { return }
-            withPartitionList(partitions.map { ($0, Int64(-1)) }) { list in
-                _ = rd_kafka_offsets_for_times(handle, list, 1000)
+            usingIfOpen(()) {
+                withPartitionList(partitions.map { ($0, Int64(-1)) }) { list in
+                    _ = rd_kafka_offsets_for_times(handle, list, 1000)
+                }
             }
         }
     }
@@ -517,30 +597,28 @@ final class RDKafkaConsumerClient: @unchecked Sendable {
 
     /// Ends a `fetch` that is waiting, from any thread.
     func wakeUp() {
-        isDestroyed.withLock { destroyed in
-            if !destroyed { rd_kafka_queue_yield(queue) }
-        }
+        usingIfOpen(()) { rd_kafka_queue_yield(queue) }
     }
 
     // MARK: Subscription and assignment
 
-    func subscribe(_ topics: [String]) throws {
-        let list = rd_kafka_topic_partition_list_new(Int32(clamping: topics.count))!
-        defer { rd_kafka_topic_partition_list_destroy(list) }
-        for topic in topics {
-            rd_kafka_topic_partition_list_add(list, topic, Int32(RD_KAFKA_PARTITION_UA))
-        }
-        let err = rd_kafka_subscribe(handle, list)
-        guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
-            throw KafkaError(err, operation: "subscribe to \(topics)")
+    // Subscribing and assigning run on `operationsQueue`, as the close does: librdkafka
+    // 2.0.2 asserts when an assignment starts while the consumer closes.
+
+    func subscribe(_ topics: [String]) async throws {
+        try await request(on: operationsQueue, "subscribe to \(topics)") { [self] in
+            let err = withPartitionList(
+                topics.map { (TopicPartition(topic: $0, partition: Int32(RD_KAFKA_PARTITION_UA)), RDKafkaOffset.invalid) }
+            ) { rd_kafka_subscribe(handle, $0) }
+            guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(err, operation: "subscribe to \(topics)") }
         }
     }
 
     /// Assigns partitions directly (no group), each starting at the given offset.
-    func assign(_ partitions: [(TopicPartition, Int64)]) throws {
-        let err = withPartitionList(partitions) { rd_kafka_assign(handle, $0) }
-        guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
-            throw KafkaError(err, operation: "assign \(partitions.map(\.0))")
+    func assign(_ partitions: [(TopicPartition, Int64)]) async throws {
+        try await request(on: operationsQueue, "assign \(partitions.map(\.0))") { [self] in
+            let err = withPartitionList(partitions) { rd_kafka_assign(handle, $0) }
+            guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(err, operation: "assign \(partitions.map(\.0))") }
         }
         context.state.withLock { state in
             state.assignment = Set(partitions.map(\.0))
@@ -552,8 +630,10 @@ final class RDKafkaConsumerClient: @unchecked Sendable {
     /// or starts again from the position after the last message handed out.
     func setPaused(_ paused: Bool, _ partitions: [TopicPartition]) {
         guard !partitions.isEmpty else { return }
-        let err = withPartitionList(partitions.map { ($0, RDKafkaOffset.invalid) }) { list in
-            paused ? rd_kafka_pause_partitions(handle, list) : rd_kafka_resume_partitions(handle, list)
+        let err = usingIfOpen(RD_KAFKA_RESP_ERR_NO_ERROR) {
+            withPartitionList(partitions.map { ($0, RDKafkaOffset.invalid) }) { list in
+                paused ? rd_kafka_pause_partitions(handle, list) : rd_kafka_resume_partitions(handle, list)
+            }
         }
         if err != RD_KAFKA_RESP_ERR_NO_ERROR {
             context.logger.info(
@@ -565,42 +645,41 @@ final class RDKafkaConsumerClient: @unchecked Sendable {
     /// The partitions of each topic, asked of the cluster: also proves the cluster answers.
     func partitions(of topics: [String], timeout: Duration) async throws -> [TopicPartition] {
         let milliseconds = timeout.milliseconds
-        let result: Result<[TopicPartition], KafkaError> = await onQueue(operationsQueue) { [self] in
+        return try await request(on: operationsQueue, "look up the partitions of \(topics)") { [self] in
             var found: [TopicPartition] = []
             for topic in topics {
                 guard let handleTopic = rd_kafka_topic_new(handle, topic, nil) else {
-                    return .failure(KafkaError(rd_kafka_last_error(), operation: "look up topic '\(topic)'"))
+                    throw KafkaError(rd_kafka_last_error(), operation: "look up topic '\(topic)'")
                 }
                 defer { rd_kafka_topic_destroy(handleTopic) }
                 var metadata: UnsafePointer<rd_kafka_metadata>?
                 let err = rd_kafka_metadata(handle, 0, handleTopic, &metadata, milliseconds)
                 guard err == RD_KAFKA_RESP_ERR_NO_ERROR, let metadata else {
-                    return .failure(KafkaError(err, operation: "fetch metadata for topic '\(topic)'"))
+                    throw KafkaError(err, operation: "fetch metadata for topic '\(topic)'")
                 }
                 defer { rd_kafka_metadata_destroy(metadata) }
                 for index in 0..<Int(metadata.pointee.topic_cnt) {
                     let entry = metadata.pointee.topics[index]
                     guard entry.err == RD_KAFKA_RESP_ERR_NO_ERROR else {
-                        return .failure(KafkaError(entry.err, operation: "fetch metadata for topic '\(topic)'"))
+                        throw KafkaError(entry.err, operation: "fetch metadata for topic '\(topic)'")
                     }
                     for p in 0..<Int(entry.partition_cnt) {
                         found.append(TopicPartition(topic: topic, partition: entry.partitions[p].id))
                     }
                 }
             }
-            return .success(found)
+            return found
         }
-        return try result.get()
     }
 
     /// The names of every topic in the cluster.
     func topicNames(timeout: Duration) async throws -> [String] {
         let milliseconds = timeout.milliseconds
-        let result: Result<[String], KafkaError> = await onQueue(operationsQueue) { [self] in
+        return try await request(on: operationsQueue, "list topics") { [self] in
             var metadata: UnsafePointer<rd_kafka_metadata>?
             let err = rd_kafka_metadata(handle, 1, nil, &metadata, milliseconds)
             guard err == RD_KAFKA_RESP_ERR_NO_ERROR, let metadata else {
-                return .failure(KafkaError(err, operation: "list topics"))
+                throw KafkaError(err, operation: "list topics")
             }
             defer { rd_kafka_metadata_destroy(metadata) }
             var names: [String] = []
@@ -608,22 +687,20 @@ final class RDKafkaConsumerClient: @unchecked Sendable {
                 let entry = metadata.pointee.topics[index]
                 if entry.err == RD_KAFKA_RESP_ERR_NO_ERROR, let name = entry.topic { names.append(String(cString: name)) }
             }
-            return .success(names)
+            return names
         }
-        return try result.get()
     }
 
     /// Asks the cluster for its brokers: succeeds once a bootstrap server answers.
     func checkConnection(timeout: Duration) async throws {
         let milliseconds = timeout.milliseconds
-        let err: rd_kafka_resp_err_t = await onQueue(operationsQueue) { [self] in
+        try await request(on: operationsQueue, "connect") { [self] in
             var metadata: UnsafePointer<rd_kafka_metadata>?
             let err = rd_kafka_metadata(handle, 0, nil, &metadata, milliseconds)
             if let metadata { rd_kafka_metadata_destroy(metadata) }
-            return err
-        }
-        guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
-            throw KafkaError(err, operation: "connect", message: String(cString: rd_kafka_err2str(err)))
+            guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
+                throw KafkaError(err, operation: "connect", message: String(cString: rd_kafka_err2str(err)))
+            }
         }
     }
 
@@ -634,12 +711,18 @@ final class RDKafkaConsumerClient: @unchecked Sendable {
     /// Stores next-offsets for the next commit. Partitions no longer assigned are skipped.
     func store(_ offsets: [(TopicPartition, Int64)]) {
         guard !offsets.isEmpty else { return }
-        _ = withPartitionList(offsets) { rd_kafka_offsets_store(handle, $0) }
+        usingIfOpen(()) { _ = withPartitionList(offsets) { rd_kafka_offsets_store(handle, $0) } }
+    }
+
+    /// Stores the offset after `message` as its partition's next offset to commit. Skipped
+    /// when the partition is no longer assigned, which is what a revoked partition wants.
+    func storeOffset(after message: RDKafkaMessage) {
+        usingIfOpen(()) { message.storeOffset() }
     }
 
     /// Commits the stored offsets, or the given ones, and waits for the broker's answer.
     func commit(_ offsets: [(TopicPartition, Int64)]?) async throws {
-        let err: rd_kafka_resp_err_t = await onQueue(operationsQueue) { [self] in
+        let err: rd_kafka_resp_err_t = try await request(on: operationsQueue, "commit") { [self] in
             if let offsets {
                 return withPartitionList(offsets) { list in
                     let err = rd_kafka_commit(handle, list, 0)
@@ -659,7 +742,7 @@ final class RDKafkaConsumerClient: @unchecked Sendable {
     /// librdkafka's own threads (a rebalance callback), never the cooperative pool.
     func commitBlocking(_ offsets: [(TopicPartition, Int64)]) {
         guard !offsets.isEmpty else { return }
-        let err = withPartitionList(offsets) { rd_kafka_commit(handle, $0, 0) }
+        let err = usingIfOpen(RD_KAFKA_RESP_ERR__DESTROY) { withPartitionList(offsets) { rd_kafka_commit(handle, $0, 0) } }
         if err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__NO_OFFSET {
             let error = KafkaError(err, operation: "commit before handing partitions over")
             context.metrics.commitFailures.increment()
@@ -676,61 +759,61 @@ final class RDKafkaConsumerClient: @unchecked Sendable {
     /// The committed next-offsets of these partitions (nil where none is committed).
     func committed(_ partitions: [TopicPartition], timeout: Duration) async throws -> [TopicPartition: Int64] {
         let milliseconds = timeout.milliseconds
-        let result: Result<[TopicPartition: Int64], KafkaError> = await onQueue(operationsQueue) { [self] in
-            withPartitionList(partitions.map { ($0, RDKafkaOffset.invalid) }) { list in
+        return try await request(on: operationsQueue, "fetch committed offsets") { [self] in
+            try withPartitionList(partitions.map { ($0, RDKafkaOffset.invalid) }) { list in
                 let err = rd_kafka_committed(handle, list, milliseconds)
                 guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
-                    return .failure(KafkaError(err, operation: "fetch committed offsets"))
+                    throw KafkaError(err, operation: "fetch committed offsets")
                 }
                 var offsets: [TopicPartition: Int64] = [:]
                 for (partition, offset, _) in entries(of: list) where offset >= 0 {
                     offsets[partition] = offset
                 }
-                return .success(offsets)
+                return offsets
             }
         }
-        return try result.get()
     }
 
     /// librdkafka's fetch position: the offset after the last message handed to this process.
-    func position(_ partition: TopicPartition) -> Int64? {
-        withPartitionList([(partition, RDKafkaOffset.invalid)]) { list in
-            guard rd_kafka_position(handle, list) == RD_KAFKA_RESP_ERR_NO_ERROR else { return nil }
-            let offset = list.pointee.elems[0].offset
-            return offset >= 0 ? offset : nil
+    func position(_ partition: TopicPartition) throws -> Int64? {
+        try using("ask for the position of \(partition)") {
+            withPartitionList([(partition, RDKafkaOffset.invalid)]) { list in
+                guard rd_kafka_position(handle, list) == RD_KAFKA_RESP_ERR_NO_ERROR else { return nil }
+                let offset = list.pointee.elems[0].offset
+                return offset >= 0 ? offset : nil
+            }
         }
     }
 
     /// The low and high watermarks of a partition, asked of its leader.
     func watermarks(_ partition: TopicPartition, timeout: Duration) async throws -> (low: Int64, high: Int64) {
         let milliseconds = timeout.milliseconds
-        let result: Result<(low: Int64, high: Int64), KafkaError> = await onQueue(operationsQueue) { [self] in
+        let (low, high) = try await request(on: operationsQueue, "query watermarks of \(partition)") { [self] in
             var low: Int64 = 0
             var high: Int64 = 0
             let err = rd_kafka_query_watermark_offsets(
                 handle, partition.topic, partition.partition, &low, &high, milliseconds)
             guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
-                return .failure(KafkaError(err, operation: "query watermarks of \(partition)"))
+                throw KafkaError(err, operation: "query watermarks of \(partition)")
             }
-            return .success((low, high))
+            return (low, high)
         }
-        return try result.get()
+        return (low, high)
     }
 
     /// Moves the fetch position of an assigned partition and waits until librdkafka has
     /// dropped what it had prefetched from the old position.
     func seek(_ partition: TopicPartition, to offset: Int64, timeout: Duration) async throws {
         let milliseconds = timeout.milliseconds
-        let failure: KafkaError? = await onQueue(operationsQueue) { [self] in
-            withPartitionList([(partition, offset)]) { list in
+        try await request(on: operationsQueue, "seek \(partition) to \(offset)") { [self] in
+            try withPartitionList([(partition, offset)]) { list in
                 if let error = rd_kafka_seek_partitions(handle, list, milliseconds) {
-                    return KafkaError(consuming: error, operation: "seek \(partition) to \(offset)")
+                    throw KafkaError(consuming: error, operation: "seek \(partition) to \(offset)")
                 }
                 let err = list.pointee.elems[0].err
-                return err == RD_KAFKA_RESP_ERR_NO_ERROR ? nil : KafkaError(err, operation: "seek \(partition) to \(offset)")
+                if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, operation: "seek \(partition) to \(offset)") }
             }
         }
-        if let failure { throw failure }
     }
 
     func takeErrorToThrow() -> KafkaError? {
@@ -742,9 +825,10 @@ final class RDKafkaConsumerClient: @unchecked Sendable {
     // MARK: Closing
 
     /// Leaves the group (committing stored offsets when auto-commit is on), then destroys
-    /// the handle. Call once, after every other call has returned and every fetched message
-    /// has been destroyed. Returns when done, or after `timeout` while the close goes on in
-    /// the background (librdkafka's close cannot be interrupted).
+    /// the handle once every call using it has returned; later calls throw `clientClosed`.
+    /// Every fetched message must have been destroyed first. Returns when done, or after
+    /// `timeout` while the close goes on in the background (librdkafka's close cannot be
+    /// interrupted).
     func closeAndDestroy(timeout: Duration) async {
         let resumed = Mutex(false)
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
@@ -766,15 +850,33 @@ final class RDKafkaConsumerClient: @unchecked Sendable {
         operationsQueue.async { [self] in closeAndDestroyNow() }
     }
 
+    /// Whether the consumer is closing or closed: no fetch starts any more.
+    var isClosing: Bool { uses.withLock { $0.closing || $0.destroying } }
+
     private func closeAndDestroyNow() {
+        guard enter() else { return }  // destroyed already
+        // No fetch may take from the consumer queue while librdkafka's close serves it: new
+        // ones return at once, and the one waiting is woken and ended.
+        uses.withLock { $0.closing = true }
+        rd_kafka_queue_yield(queue)
+        pollQueue.sync {}
+        // librdkafka's close serves the last rebalance (a commit before the hand-over
+        // included) on this thread: the handle is still in use.
         let err = rd_kafka_consumer_close(handle)
         if err != RD_KAFKA_RESP_ERR_NO_ERROR {
             context.logger.info("closing the consumer reported an error", metadata: ["error": "\(KafkaError(err, operation: "close"))"])
         }
-        isDestroyed.withLock { $0 = true }
-        // A wake-up request or a read-ahead still running holds the handle: let it end first.
-        wakeUpQueue.sync {}
-        pollQueue.sync {}
+        let othersInFlight = uses.withLock { uses in
+            uses.destroying = true
+            uses.active -= 1
+            return uses.active > 0
+        }
+        // A fetch, a wake-up or a store still running: let it end first. A fetch ends within
+        // its timeout (at most a second), sooner when woken.
+        if othersInFlight {
+            rd_kafka_queue_yield(queue)
+            lastUseEnded.wait()
+        }
         rd_kafka_queue_destroy(queue)
         rd_kafka_destroy(handle)
         retainedContext.release()

@@ -215,16 +215,22 @@ final class RDKafkaProducerClient: @unchecked Sendable {
 
     /// Waits up to `timeout` for outstanding messages, fails the rest, destroys the handle.
     func closeAndDestroy(timeout: Duration) async {
-        let milliseconds = timeout.milliseconds
-        await onQueue { [self] in
-            if rd_kafka_flush(handle, milliseconds) != RD_KAFKA_RESP_ERR_NO_ERROR {
-                rd_kafka_purge(handle, Int32(RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT))
-                rd_kafka_poll(handle, 0)
-            }
-            stopPolling.store(true, ordering: .releasing)
-            pollLoopEnded.wait()
-            rd_kafka_destroy(handle)
+        await onQueue { [self] in closeAndDestroyNow(timeout: timeout) }
+    }
+
+    /// The same, without waiting: for a producer released without being closed.
+    func closeAndDestroyInBackground(timeout: Duration) {
+        operationsQueue.async { [self] in closeAndDestroyNow(timeout: timeout) }
+    }
+
+    private func closeAndDestroyNow(timeout: Duration) {
+        if rd_kafka_flush(handle, timeout.milliseconds) != RD_KAFKA_RESP_ERR_NO_ERROR {
+            rd_kafka_purge(handle, Int32(RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT))
+            rd_kafka_poll(handle, 0)
         }
+        stopPolling.store(true, ordering: .releasing)
+        pollLoopEnded.wait()
+        rd_kafka_destroy(handle)
         deliveries.failAll(KafkaError(code: .state, message: "the producer was closed before delivery", operation: "close"))
         retainedDeliveries.release()
     }

@@ -101,17 +101,41 @@ public actor WorkflowEventProducer {
 
     /// Sends events in the order given (so each workflow's events keep their order) and waits
     /// until all are stored. Far faster than awaiting each `send`.
+    ///
+    /// - Throws: when an event cannot be sent, after waiting for the deliveries of the
+    ///   events before it; the error names the event and says how many before it were
+    ///   stored. When a delivery fails, the first failure, once every delivery has ended.
     public func send(_ events: [WorkflowEvent], to topic: String) async throws -> [DeliveryReport] {
         var ids: [UInt] = []
         ids.reserveCapacity(events.count)
-        for event in events {
-            ids.append(try await enqueue(event, to: topic, headers: []))
+        for (index, event) in events.enumerated() {
+            do {
+                ids.append(try await enqueue(event, to: topic, headers: []))
+            } catch {
+                // The events before it are on their way: wait for them, so that the caller
+                // knows what was stored and nothing is left waiting.
+                var stored = 0
+                for id in ids { if (try? await client.deliveries.wait(for: id)) != nil { stored += 1 } }
+                let summary = "event \(index) of \(events.count) (\(event.eventID)) was not sent, and neither were those after it; of the \(index) before it, \(stored) were stored"
+                if let error = error as? WorkflowEventsError { throw WorkflowEventsError(error.code, "\(summary): \(error.message)") }
+                if let error = error as? KafkaError {
+                    throw KafkaError(code: error.code, message: "\(summary): \(error.message)", operation: error.operation,
+                        isFatal: error.isFatal, isRetriable: error.isRetriable)
+                }
+                throw error
+            }
         }
         var reports: [DeliveryReport] = []
         reports.reserveCapacity(ids.count)
+        var firstFailure: (any Error)?
         for id in ids {
-            reports.append(try await client.deliveries.wait(for: id))
+            do {
+                reports.append(try await client.deliveries.wait(for: id))
+            } catch {
+                firstFailure = firstFailure ?? error
+            }
         }
+        if let firstFailure { throw firstFailure }
         return reports
     }
 
@@ -122,6 +146,12 @@ public actor WorkflowEventProducer {
     ) async throws -> DeliveryReport {
         let id = try await enqueueRecord(topic: topic, partition: partition, key: key, value: value, headers: headers)
         return try await client.deliveries.wait(for: id)
+    }
+
+    deinit {
+        // Released without `close()`: its outstanding messages still get `deliveryTimeout`,
+        // then the polling thread ends and the handle is destroyed.
+        if !isClosed { client.closeAndDestroyInBackground(timeout: configuration.deliveryTimeout) }
     }
 
     /// Waits until every message sent so far is delivered, at most `timeout`.

@@ -1,0 +1,37 @@
+import Synchronization
+
+/// Who reads from a consumer. One reader at a time: a stream or a callback loop (with the
+/// message its loop body is working on), or `process`. `poll` reads only while no one else
+/// does.
+enum ReadingState {
+    case idle
+    /// A stream or a `consumeEvents`/`serve` loop, and the message its body is working on:
+    /// its offset is stored when the reader asks for the next one.
+    case reader(id: Int, inHand: RDKafkaMessage?)
+    case processing
+
+    var inHand: RDKafkaMessage? {
+        if case .reader(_, let message) = self { return message }
+        return nil
+    }
+
+    var isProcessing: Bool {
+        if case .processing = self { return true }
+        return false
+    }
+}
+
+/// Readers whose stream was released by its iterating task, noted from any thread (a
+/// stream's deinit) and taken by the consumer at its next call.
+final class ReleasedReaders: Sendable {
+    private let readers = Mutex<[Int]>([])
+
+    func insert(_ reader: Int) { readers.withLock { $0.append(reader) } }
+
+    func take() -> [Int] {
+        readers.withLock { readers in
+            defer { readers = [] }
+            return readers
+        }
+    }
+}

@@ -1,0 +1,109 @@
+// A second broker implementation for the group tests: the mock cluster of the librdkafka
+// that confluent-kafka's wheel carries (2.16), started by scripts/mock-cluster-2.16.py in a
+// process of its own: the same tests against a second implementation of the group protocol.
+import Foundation
+public import WorkflowEventsTesting
+
+/// What the group tests need of a cluster.
+public protocol TestCluster: Sendable {
+    var bootstrapServers: String { get }
+    func createTopic(_ name: String, partitions: Int) throws
+    func shutdown()
+}
+
+extension MockKafkaCluster: TestCluster {
+    public func createTopic(_ name: String, partitions: Int) throws {
+        try createTopic(name, partitions: partitions, replicationFactor: nil)
+    }
+}
+
+/// The broker implementations the group tests run against.
+public enum BrokerImplementation: String, CaseIterable, Sendable, CustomStringConvertible {
+    /// librdkafka 2.0.2's mock cluster, in this process (Debian's librdkafka-dev).
+    case mock2_0
+    /// librdkafka 2.16's mock cluster, in a Python process (confluent-kafka's wheel).
+    case mock2_16
+
+    public var description: String { self == .mock2_0 ? "librdkafka 2.0.2 mock" : "librdkafka 2.16 mock" }
+
+    public func makeCluster() throws -> any TestCluster {
+        switch self {
+        case .mock2_0: return try MockKafkaCluster()
+        case .mock2_16: return try SecondBrokerCluster()
+        }
+    }
+}
+
+public struct SecondBrokerError: Error, CustomStringConvertible {
+    public var description: String
+}
+
+/// librdkafka 2.16's mock cluster in a child process.
+public final class SecondBrokerCluster: TestCluster, @unchecked Sendable {
+    // @unchecked: the pipes are used under `lock` only.
+    private let process = Process()
+    private let input = Pipe()
+    private let output = Pipe()
+    private let lock = NSLock()
+    private var pending = Data()
+    public let bootstrapServers: String
+    /// The librdkafka version the cluster runs, as it names itself.
+    public let version: String
+
+    /// The script, found from this file's place in the package.
+    static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("scripts/mock-cluster-2.16.py")
+
+    public init() throws {
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", Self.script.path]
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = FileHandle.standardError
+        try process.run()
+        var version = ""
+        var servers = ""
+        while servers.isEmpty {
+            guard let line = Self.readLine(output.fileHandleForReading, &pending) else {
+                throw SecondBrokerError(
+                    description: "\(Self.script.lastPathComponent) ended before naming its servers (is confluent-kafka installed? make deps installs it)")
+            }
+            if line.hasPrefix("version ") { version = String(line.dropFirst(8)) }
+            if line.hasPrefix("bootstrap ") { servers = String(line.dropFirst(10)) }
+        }
+        self.version = version
+        self.bootstrapServers = servers
+    }
+
+    private static func readLine(_ handle: FileHandle, _ pending: inout Data) -> String? {
+        while true {
+            if let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
+                let line = String(decoding: pending[pending.startIndex..<newline], as: UTF8.self)
+                pending = Data(pending[(newline + 1)...])
+                return line
+            }
+            let chunk = handle.availableData
+            if chunk.isEmpty { return nil }
+            pending.append(chunk)
+        }
+    }
+
+    public func createTopic(_ name: String, partitions: Int) throws {
+        lock.lock()
+        defer { lock.unlock() }
+        input.fileHandleForWriting.write(Data("topic \(name) \(partitions)\n".utf8))
+        let answer = Self.readLine(output.fileHandleForReading, &pending)
+        guard answer == "ok" else {
+            throw SecondBrokerError(description: "creating topic '\(name)' on the 2.16 mock: \(answer ?? "no answer")")
+        }
+    }
+
+    public func shutdown() {
+        lock.lock()
+        defer { lock.unlock() }
+        guard process.isRunning else { return }
+        try? input.fileHandleForWriting.write(contentsOf: Data("quit\n".utf8))
+        try? input.fileHandleForWriting.close()
+        process.waitUntilExit()
+    }
+}
