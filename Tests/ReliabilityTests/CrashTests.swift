@@ -25,7 +25,7 @@ func readProcessed(_ url: URL) throws -> [ProcessedLine] {
     return text.split(separator: "\n").compactMap(ProcessedLine.init)
 }
 
-@Suite("Reliability: crashes")
+@Suite("Reliability: crashes", .serialized)
 struct CrashTests {
     @Test(
         "a consumer killed with SIGKILL at random points and restarted loses nothing; duplicates stay within one auto-commit interval",
@@ -52,7 +52,7 @@ struct CrashTests {
             let child = try ChildProcess("ReliabilityConsumer", arguments)
             let before = (try? readProcessed(output).count) ?? 0
             // Let it process for a random while after it has started, then kill it mid-stream.
-            try await waitUntil("the restarted consumer processes events", timeout: .seconds(40)) {
+            try await waitUntil("the restarted consumer processes events", timeout: .seconds(90)) {
                 ((try? readProcessed(output).count) ?? 0) > before
             }
             try await Task.sleep(for: .milliseconds(Int64.random(in: 300...1_200, using: &generator)))
@@ -95,7 +95,7 @@ struct CrashTests {
     }
 }
 
-@Suite("Reliability: ordered processing crashes")
+@Suite("Reliability: ordered processing crashes", .serialized)
 struct OrderedCrashTests {
     @Test("process killed with SIGKILL mid-run and restarted: nothing lost, and no commit ever passed an unfinished event")
     func orderedCrashWithoutLoss() async throws {
@@ -124,7 +124,7 @@ struct OrderedCrashTests {
         for _ in 0..<3 {
             let before = lines().count
             let child = try ChildProcess("ReliabilityConsumer", arguments)
-            try await waitUntil("the restarted consumer handles events", timeout: .seconds(40)) { lines().count > before + 100 }
+            try await waitUntil("the restarted consumer handles events", timeout: .seconds(90)) { lines().count > before + 100 }
             try await Task.sleep(for: .milliseconds(Int64.random(in: 200...800, using: &generator)))
             guard child.process.isRunning else { break }
             child.signal(SIGKILL)

@@ -30,7 +30,7 @@ struct FaultTests {
         let reading = Task {
             for try await event in consumer.events(topics: [topic]) { seen.add(event.eventID) }
         }
-        try await waitUntil("the consumer is assigned", timeout: .seconds(30)) { await consumer.assignment.count == 6 }
+        try await waitUntil("the consumer is assigned", timeout: .seconds(60)) { await consumer.assignment.count == 6 }
 
         let producer = try WorkflowEventProducer(bootstrapServers: cluster.bootstrapServers)
         let producing = Task {

@@ -42,4 +42,29 @@ struct SmallStackTests {
             }
         }
     }
+
+    @Test("deep values read without recursion equal what was written: arrays, objects, scalars and escapes, 500 levels")
+    func deepValuesRoundTrip() throws {
+        var state: UInt64 = 42
+        func next() -> UInt64 {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return state >> 33
+        }
+        for round in 0..<20 {
+            let depth = 30 + Int(next() % 470)
+            var value = JSONValue.string("leaf \"\(round)\"\n\u{1F600}")
+            for level in 0..<depth {
+                let sibling: JSONValue = [JSONValue.null, .bool(true), .int(Int64(level)), .double(0.5), .string("s\(level)")][Int(next() % 5)]
+                if next() % 2 == 0 {
+                    value = .array(next() % 2 == 0 ? [value, sibling] : [sibling, value, .array([]), .object([:])])
+                } else {
+                    value = .object(["child": value, "k\(level)": sibling, "empty": .object([:])])
+                }
+            }
+            var event = SampleEvents.make(count: 1)[0]
+            event.payload.data = ["deep": value]
+            let decoded = try WorkflowEvent(validatingJSON: try event.jsonBytes())
+            #expect(decoded.payload.data["deep"] == value, "round \(round), \(depth) levels")
+        }
+    }
 }
