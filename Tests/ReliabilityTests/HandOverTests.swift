@@ -97,7 +97,9 @@ struct HandOverTests {
             #expect(first == commit, "\(partition): committed \(commit), the new owner started at \(first ?? -1)")
             if first == last + 1 { exact += 1 }
         }
-        #expect(told < .seconds(1), "told to rebalance after \(told)")
+        // At once: well within the session timeout (about 0.3 s on an idle machine; a loaded
+        // 2-core one has taken 1.2 s).
+        #expect(told < .seconds(3), "told to rebalance after \(told)")
         #expect(owned < .seconds(6), "owned every partition after \(owned)")
         #expect(closed < .seconds(2))
         _ = reports

@@ -156,7 +156,6 @@ struct OrderedProcessingTests {
             let done = finished[partition] ?? []
             var unbrokenEnd: Int64 = 0
             while done.contains(unbrokenEnd) { unbrokenEnd += 1 }
-            #expect(unbrokenEnd > 0, "\(partition): the first member had finished nothing there")
             // Never past the finished run: what the first member did not finish is read again.
             let start = try #require(startOfSecond[partition])
             #expect(start <= unbrokenEnd, "\(partition): finished up to \(unbrokenEnd), the new owner started at \(start)")
