@@ -51,7 +51,7 @@ public final class ChildProcess {
         while process.isRunning {
             if ContinuousClock.now >= deadline {
                 signal(SIGKILL)
-                throw TimedOut(description: "'\(name)' still running after \(timeout); stderr: \(stderr)")
+                throw TimedOut(description: "'\(name)' still running after \(timeout); stdout: \(stdout.suffix(2000)); stderr: \(stderr.suffix(2000))")
             }
             try await Task.sleep(for: .milliseconds(20))
         }

@@ -32,7 +32,7 @@ struct ExampleTests {
 
     @Test("each example runs to its end against an embedded cluster and prints what it shows", arguments: examples)
     func runs(_ example: Example) async throws {
-        let output = try await ChildProcess(example.name, []).wait(timeout: .seconds(90))
+        let output = try await ChildProcess(example.name, []).wait(timeout: .seconds(150))
         #expect(output.status == 0, "stderr: \(output.stderr)")
         let lines = output.stdoutLines.map(String.init)
         #expect(lines.first?.hasPrefix("[\(example.name)] embedded cluster at 127.0.0.1:") == true)
