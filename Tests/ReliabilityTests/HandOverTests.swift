@@ -97,9 +97,10 @@ struct HandOverTests {
             #expect(first == commit, "\(partition): committed \(commit), the new owner started at \(first ?? -1)")
             if first == last + 1 { exact += 1 }
         }
-        // At once: well within the session timeout (about 0.3 s on an idle machine; a loaded
-        // 2-core one has taken 1.2 s).
-        #expect(told < .seconds(3), "told to rebalance after \(told)")
+        // Before the session timeout, as only a clean leave allows: about 0.3 s on an idle
+        // machine; with the whole suite running on 2 cores the reading task has waited up to
+        // 5.3 s for a thread to serve the rebalance.
+        #expect(told < .seconds(6), "told to rebalance after \(told)")
         #expect(owned < .seconds(6), "owned every partition after \(owned)")
         #expect(closed < .seconds(2))
         _ = reports

@@ -49,6 +49,16 @@ private func resumePoint(_ configuration: WorkflowEventConsumer.Configuration, t
     }
 }
 
+/// A cluster with `topic` of two partitions holding 20 events each.
+private func twoPartitionsOfTwenty(_ topic: String) async throws -> MockKafkaCluster {
+    let cluster = try MockKafkaCluster()
+    try cluster.createTopic(topic, partitions: 2)
+    let events = SampleEvents.make(count: 40)
+    try await produceRecords(try events[..<20].map { try $0.jsonBytes() }, to: topic, partition: 0, on: cluster)
+    try await produceRecords(try events[20...].map { try $0.jsonBytes() }, to: topic, partition: 1, on: cluster)
+    return cluster
+}
+
 /// Reads one event, pauses `paused` (while messages of it are already fetched), and reads on
 /// until `idle` passes without an event: the messages of `paused` fetched meanwhile are held.
 private func readThenPause(
@@ -324,13 +334,9 @@ struct OffsetGuaranteeTests {
 
     @Test("poll never stores a record it did not return: an error after records in a batch waits for the next poll")
     func pollStoresOnlyReturnedRecords() async throws {
-        let cluster = try MockKafkaCluster()
-        defer { cluster.shutdown() }
         let topic = "poll-errors"
-        try cluster.createTopic(topic, partitions: 2)
-        let events = SampleEvents.make(count: 40)
-        try await produceRecords(try events[..<20].map { try $0.jsonBytes() }, to: topic, partition: 0, on: cluster)
-        try await produceRecords(try events[20...].map { try $0.jsonBytes() }, to: topic, partition: 1, on: cluster)
+        let cluster = try await twoPartitionsOfTwenty(topic)
+        defer { cluster.shutdown() }
         let zero = TopicPartition(topic: topic, partition: 0)
         for round in 0..<3 {
             var configuration = groupConfiguration(cluster, group: "poll-errors-\(round)", autoCommit: false)
@@ -367,13 +373,9 @@ struct OffsetGuaranteeTests {
 
     @Test("messages held for a paused partition are dropped by a seek: after resume, the partition starts at the seek")
     func seekDropsHeldMessages() async throws {
-        let cluster = try MockKafkaCluster()
-        defer { cluster.shutdown() }
         let topic = "held-seek"
-        try cluster.createTopic(topic, partitions: 2)
-        let events = SampleEvents.make(count: 40)
-        try await produceRecords(try events[..<20].map { try $0.jsonBytes() }, to: topic, partition: 0, on: cluster)
-        try await produceRecords(try events[20...].map { try $0.jsonBytes() }, to: topic, partition: 1, on: cluster)
+        let cluster = try await twoPartitionsOfTwenty(topic)
+        defer { cluster.shutdown() }
         let consumer = try WorkflowEventConsumer(configuration: .init(bootstrapServers: cluster.bootstrapServers))
         let zero = TopicPartition(topic: topic, partition: 0)
         let before = try await readThenPause(consumer, topic: topic, paused: [zero])
@@ -389,13 +391,9 @@ struct OffsetGuaranteeTests {
 
     @Test("messages held for a paused partition are dropped when the partition is revoked")
     func revokeDropsHeldMessages() async throws {
-        let cluster = try MockKafkaCluster()
-        defer { cluster.shutdown() }
         let topic = "held-revoke"
-        try cluster.createTopic(topic, partitions: 2)
-        let events = SampleEvents.make(count: 40)
-        try await produceRecords(try events[..<20].map { try $0.jsonBytes() }, to: topic, partition: 0, on: cluster)
-        try await produceRecords(try events[20...].map { try $0.jsonBytes() }, to: topic, partition: 1, on: cluster)
+        let cluster = try await twoPartitionsOfTwenty(topic)
+        defer { cluster.shutdown() }
         let configuration = groupConfiguration(cluster, group: "held-revoke", autoCommit: false)
         let consumer = try WorkflowEventConsumer(configuration: configuration)
         try await consumer.subscribe([topic])
