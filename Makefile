@@ -9,8 +9,10 @@ demo: deps
 test: deps
 	swift test
 
+# Use after free is what this pass looks for; XCTest's runner leaks a few objects at exit,
+# which LeakSanitizer would report.
 sanitize: deps
-	swift test --sanitize=address --scratch-path .build-asan --filter UseAfterClose
+	ASAN_OPTIONS=detect_leaks=0 swift test --sanitize=address --scratch-path .build-asan --filter UseAfterClose
 
 bench: deps
 	bash Benchmarks/run.sh
