@@ -164,15 +164,10 @@ struct OrderedProcessingTests {
         // Exactly after it when the broker accepted the hand-over commit. librdkafka 2.0.2's
         // mock refuses commits while a group rebalances, which a loaded machine sometimes
         // makes coincide with the revocation; then the new owner starts at the last commit.
-        // librdkafka 2.16's mock accepts the commit of a cooperative revocation however loaded
-        // the machine: exact there. (With eager assignment it refused the commit made in the
-        // revocation too, 3 of 3, and the new owner started at the last commit.)
+        // librdkafka 2.16's mock refuses it too when the rebalance is still in progress
+        // (REBALANCE_IN_PROGRESS, seen on a loaded machine): then the refusal must be counted.
         let refused = await first.statistics.commitFailures
-        if broker == .mock2_16 && strategy == "cooperative-sticky" {
-            #expect(exact == moved.count, "\(broker), \(strategy): exact on \(exact) of \(moved.count) partitions")
-        } else {
-            #expect(exact == moved.count || refused > 0, "exact on \(exact) of \(moved.count) partitions, and no commit was refused")
-        }
+        #expect(exact == moved.count || refused > 0, "\(broker): exact on \(exact) of \(moved.count) partitions, and no commit was refused")
         print("FIGURE ordered revocation (\(broker), \(strategy)) | exactly after the finished run=\(exact)/\(moved.count) | commits refused=\(refused)")
     }
 
