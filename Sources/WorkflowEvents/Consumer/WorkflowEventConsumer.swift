@@ -465,11 +465,21 @@ public actor WorkflowEventConsumer {
         }
         let appliedAtAssignment = try await waitForAssignment(of: partition, pendingSeek: offset)
         if !appliedAtAssignment {
+            // The seek owns the fetch path while librdkafka moves the position: a fetch of the
+            // keep-alive meanwhile would take a message from the old position.
+            while fetchInFlight { await withCheckedContinuation { fetchWaiters.append($0) } }
             await absorbReadAhead()
+            fetchInFlight = true
             buffer.drop { $0 == partition }
             for message in heldWhilePaused.removeValue(forKey: partition) ?? [] { message.destroy() }
             forgetInProcess(of: partition)
-            try await client.seek(partition, to: offset, timeout: configuration.connectionTimeout)
+            do {
+                try await client.seek(partition, to: offset, timeout: configuration.connectionTimeout)
+            } catch {
+                fetchEnded()
+                throw error
+            }
+            fetchEnded()
         }
         seekPositions[partition] = offset
         logger.debug("seek", metadata: Self.coordinates(partition.topic, partition.partition, offset))
