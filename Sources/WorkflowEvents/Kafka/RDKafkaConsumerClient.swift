@@ -254,7 +254,10 @@ private let rebalanceCallback: @convention(c) (
 ) -> Void = { handle, err, partitions, opaque in
     guard let handle, let partitions, let opaque else { return }
     let context = Unmanaged<RDKafkaCallbackContext>.fromOpaque(opaque).takeUnretainedValue()
-    let cooperative = String(cString: rd_kafka_rebalance_protocol(handle)) == "COOPERATIVE"
+    // NULL before the group has chosen a protocol (a consumer closed before it joined, or one
+    // with a hand-made assignment): eager, as rd_kafka_assign expects then.
+    let protocolName: UnsafePointer<CChar>? = rd_kafka_rebalance_protocol(handle)
+    let cooperative = protocolName.map { String(cString: $0) } == "COOPERATIVE"
     let changed = entries(of: partitions).map(\.0)
     switch err {
     case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
