@@ -282,7 +282,9 @@ struct OffsetGuaranteeTests {
         try await waitUntil("handlers started and the partition filled", timeout: .seconds(30)) {
             started.load(ordering: .relaxed) >= 2
         }
-        try await Task.sleep(for: .milliseconds(300))  // the pause takes effect while handlers wait
+        try await waitUntil("the partition holds its limit, and is paused", timeout: .seconds(30)) {
+            await consumer.statistics.peakEventsInProcessing >= 5
+        }
         let second = try WorkflowEventConsumer(configuration: configuration)
         try await second.subscribe([topic])
         try await waitUntil("the second member owns a partition", timeout: .seconds(30)) { await !second.assignment.isEmpty }

@@ -106,7 +106,7 @@ extension WorkflowEventConsumer {
             try await subscribe(topics)
             return try await takeOverReading()
         } catch {
-            await endReadingForProcess()
+            endReadingForProcess()
             throw error
         }
     }
@@ -121,7 +121,7 @@ extension WorkflowEventConsumer {
             }
         }
         await close()
-        await endReadingForProcess()
+        endReadingForProcess()
     }
 
     func count(_ field: WritableKeyPath<ConsumerStatistics, Int>, _ amount: Int) {

@@ -637,7 +637,7 @@ public actor WorkflowEventConsumer {
     }
 
     /// Refuses a second way of reading while `process` runs.
-    func checkNotProcessing(_ operation: String) throws {
+    private func checkNotProcessing(_ operation: String) throws {
         if reading.isProcessing {
             throw WorkflowEventsError(
                 .readerBusy, "cannot \(operation) while process(topics:) reads from this consumer; use another consumer")
@@ -716,14 +716,11 @@ public actor WorkflowEventConsumer {
         }
         // Records of an earlier poll count as processed, as at the next poll.
         storePolledOffsets()
-        var handedOver: [RDKafkaMessage] = []
-        handedOver.reserveCapacity(buffer.count)
-        while let message = buffer.popFirst() { handedOver.append(message) }
-        return handedOver
+        return buffer.removeAll()
     }
 
     /// `process` has ended.
-    func endReadingForProcess() async {
+    func endReadingForProcess() {
         if reading.isProcessing { reading = .idle }
     }
 
@@ -750,12 +747,6 @@ public actor WorkflowEventConsumer {
         reading = .reader(id: reader, inHand: nil)
         client.storeOffset(after: message)
         message.destroy()
-    }
-
-    /// A stream's iterating task was cancelled: closes. The event in hand is not stored:
-    /// its loop body may have ended because of the cancellation.
-    fileprivate func closeAfterCancellation() async {
-        await close()
     }
 
     private func forgetInProcess(of partition: TopicPartition) {
@@ -1246,7 +1237,7 @@ private final class StreamCancellationWatch: Sendable {
         // go of the consumer, and its event in hand is delivered again by the next read.
         if Task.isCancelled || sawCancellation.load(ordering: .acquiring) {
             let consumer = consumer
-            Task { await consumer.closeAfterCancellation() }
+            Task { await consumer.close() }
         } else {
             consumer.releasedReaders.insert(reader)
         }

@@ -135,7 +135,7 @@ struct RDKafkaMessage: @unchecked Sendable {
     /// Stores `offset + 1` as this partition's next offset to commit. Fails with `_STATE`
     /// when the partition is no longer assigned, which is what a revoked partition wants.
     @discardableResult
-    func storeOffset() -> KafkaError? {
+    fileprivate func storeOffset() -> KafkaError? {
         guard let topic = pointer.pointee.rkt else { return nil }
         let err = rd_kafka_offset_store(topic, pointer.pointee.partition, pointer.pointee.offset)
         return err == RD_KAFKA_RESP_ERR_NO_ERROR ? nil : KafkaError(err, operation: "store offset")
@@ -203,6 +203,15 @@ struct RDKafkaMessageBuffer {
         }
         messages = kept
         head = 0
+    }
+
+    /// Removes and returns every buffered message, oldest first; the caller now owns them.
+    mutating func removeAll() -> [RDKafkaMessage] {
+        defer {
+            messages.removeAll()
+            head = 0
+        }
+        return Array(messages[head...])
     }
 
     mutating func destroyAll() {
