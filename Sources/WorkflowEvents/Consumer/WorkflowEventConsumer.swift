@@ -661,8 +661,10 @@ public actor WorkflowEventConsumer {
 
     /// Makes `reader` the consumer's reader; records of an earlier `poll` count as processed.
     private func claim(reader: Int) throws {
-        reclaimReleasedReaders()
+        // Every event passes here: the reader already reading goes on without a look at the
+        // released ones (a released stream never asks again).
         if case .reader(reader, _) = reading { return }
+        reclaimReleasedReaders()
         try checkNoReader("read events", except: reader)
         storePolledOffsets()
         reading = .reader(id: reader, inHand: nil)
