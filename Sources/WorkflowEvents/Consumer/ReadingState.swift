@@ -5,13 +5,13 @@ import Synchronization
 /// does.
 enum ReadingState {
     case idle
-    /// A stream or a `consumeEvents`/`serve` loop, and the message its body is working on:
-    /// its offset is stored when the reader asks for the next one.
-    case reader(id: Int, inHand: RDKafkaMessage?)
+    /// A stream or a `consumeEvents`/`serve` loop, and the batch of events it works
+    /// through: an event's offset is stored once the reader has asked for the next one.
+    case reader(id: Int, batch: ReaderBatch)
     case processing
 
-    var inHand: RDKafkaMessage? {
-        if case .reader(_, let message) = self { return message }
+    var batch: ReaderBatch? {
+        if case .reader(_, let batch) = self { return batch }
         return nil
     }
 

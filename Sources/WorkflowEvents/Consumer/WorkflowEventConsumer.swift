@@ -44,8 +44,10 @@ public actor WorkflowEventConsumer {
     /// When librdkafka was last asked for messages: its `max.poll.interval.ms` counts from
     /// it, and rebalance callbacks run only then.
     private var lastFetch = ContinuousClock.now
-    /// When a reader last asked for a message (or a poll).
+    /// When a reader last asked for a message (or a poll), and how many its batch had
+    /// handed out then.
     private var lastRead = ContinuousClock.now
+    private var lastHandedOut = 0
     /// How often librdkafka is asked while a reader is busy, so that a rebalance is not
     /// held up by a slow loop body.
     private static let serviceInterval = Duration.milliseconds(100)
@@ -116,7 +118,10 @@ public actor WorkflowEventConsumer {
     deinit {
         if lifecycle != .closed {
             logger.info("a consumer was released without being closed; closing it in the background")
-            reading.inHand?.destroy()
+            if let taken = reading.batch?.close() {
+                client.store(after: taken.store)
+                for message in taken.destroy { message.destroy() }
+            }
             buffer.destroyAll()
             for (_, messages) in heldWhilePaused { for message in messages { message.destroy() } }
             let client = self.client
@@ -158,9 +163,14 @@ public actor WorkflowEventConsumer {
     ) -> AsyncThrowingStream<WorkflowEvent, any Error> {
         let reader = Self.makeReaderID()
         let watch = StreamCancellationWatch(consumer: self, reader: reader)
+        let batch = ReaderBatch()
         return AsyncThrowingStream(unfolding: { [self] in
             defer { watch.check() }
-            return try await self.nextMessage(reader: reader, topics: topics, idle: idleTimeout, withCoordinates: false)?.event
+            // Most events come from the batch in hand, without a call to the actor.
+            while true {
+                if let event = batch.nextEvent() { return event }
+                guard try await self.refill(batch, reader: reader, topics: topics, idle: idleTimeout) else { return nil }
+            }
         })
     }
 
@@ -171,9 +181,13 @@ public actor WorkflowEventConsumer {
     ) -> AsyncThrowingStream<WorkflowEventMessage, any Error> {
         let reader = Self.makeReaderID()
         let watch = StreamCancellationWatch(consumer: self, reader: reader)
+        let batch = ReaderBatch()
         return AsyncThrowingStream(unfolding: { [self] in
             defer { watch.check() }
-            return try await self.nextMessage(reader: reader, topics: topics, idle: idleTimeout, withCoordinates: true)
+            while true {
+                if let message = batch.nextMessage(withCoordinates: true) { return message }
+                guard try await self.refill(batch, reader: reader, topics: topics, idle: idleTimeout) else { return nil }
+            }
         })
     }
 
@@ -224,25 +238,24 @@ public actor WorkflowEventConsumer {
         topics: [String], idle: Duration?, stop: StopFlag?, _ handler: (WorkflowEvent) async throws -> Void
     ) async throws -> Int {
         let reader = Self.makeReaderID()
+        let batch = ReaderBatch()
         var handled = 0
         // The key, headers and topic cost allocations per event: read only when a span
         // needs them (a failure reads them from the message still held).
         let tracing = !(InstrumentationSystem.tracer is NoOpTracer)
         defer { if stop != nil { serveStop.clear() } }
         while stop?.isSet != true {
-            let next: WorkflowEventMessage?
-            do {
-                next = try await nextMessage(reader: reader, topics: topics, idle: idle, withCoordinates: tracing, stop: stop)
-            } catch {
-                await release(reader: reader)
-                throw error
+            // A cancelled task takes no further event from the batch: the refill closes.
+            var next = Task.isCancelled ? nil : batch.nextMessage(withCoordinates: tracing)
+            if next == nil, try await refill(batch, reader: reader, topics: topics, idle: idle, stop: stop) {
+                next = batch.nextMessage(withCoordinates: tracing)
             }
             guard let message = next else { break }
             let started = ContinuousClock.now
             let outcome = await callWithRetries(
                 configuration.retryPolicy,
                 onRetry: { error, failures in
-                    await recordHandlerRetry(error, message: heldMessage(reader: reader) ?? message, failures: failures)
+                    await recordHandlerRetry(error, message: batch.inHand()?.message ?? message, failures: failures)
                 }
             ) {
                 try await Self.withEventSpan(message, group: configuration.groupID) { try await handler(message.event) }
@@ -253,20 +266,21 @@ public actor WorkflowEventConsumer {
                 break
             case .failed(let error):
                 do {
-                    try await recordHandlerFailure(error, message: heldMessage(reader: reader) ?? message, reader: reader)
+                    try await recordHandlerFailure(error, held: batch.inHand(), message: message)
                 } catch {
                     await release(reader: reader)
                     throw error
                 }
             case .abandoned:
-                // Cancelled: the event is not done, so it is not stored; the next owner
-                // reads it again.
-                await abandonProcessing(reader: reader)
+                // Cancelled: the event is not done, so it is not stored; the consumer closes
+                // and the next owner reads it again.
+                await close()
+                return handled + 1
             }
             handled += 1
         }
-        await finishProcessing(reader: reader)
-        await release(reader: reader)
+        // Stopped (serve): the event in hand has finished.
+        await finishReading(reader: reader, batch: batch)
         return handled
     }
 
@@ -386,7 +400,7 @@ public actor WorkflowEventConsumer {
         try checkOpen("commit")
         try checkGroup("commit")
         reclaimReleasedReaders()
-        if let message = reading.inHand { client.storeOffset(after: message) }
+        reading.batch?.withOffsetsForCommit { client.store(after: $0) }
         storePolledOffsets()
         try await client.commit(nil)
     }
@@ -470,9 +484,13 @@ public actor WorkflowEventConsumer {
             while fetchInFlight { await withCheckedContinuation { fetchWaiters.append($0) } }
             await absorbReadAhead()
             fetchInFlight = true
+            if let batch = reading.batch {
+                // Events finished before the seek count; the one in hand, from before it, not.
+                batch.withFinished { client.store(after: $0) }
+                putBack(batch.cut(sought: partition))
+            }
             buffer.drop { $0 == partition }
             for message in heldWhilePaused.removeValue(forKey: partition) ?? [] { message.destroy() }
-            forgetInProcess(of: partition)
             do {
                 try await client.seek(partition, to: offset, timeout: configuration.connectionTimeout)
             } catch {
@@ -495,6 +513,7 @@ public actor WorkflowEventConsumer {
         reclaimReleasedReaders()
         _ = try await waitForAssignment(of: partition, pendingSeek: nil)
         await absorbReadAhead()
+        if let offset = reading.batch?.firstWaitingOffset(of: partition) { return offset }
         if let offset = heldWhilePaused[partition]?.first?.offset { return offset }
         if let offset = buffer.firstOffset(of: partition) { return offset }
         if let offset = seekPositions[partition] { return offset }
@@ -543,6 +562,8 @@ public actor WorkflowEventConsumer {
         try checkNotProcessing("pause")
         client.context.state.withLock { $0.userPaused.formUnion(partitions) }
         client.setPaused(true, partitions)
+        // The reader's next events are chosen again, without the paused partitions.
+        if let batch = reading.batch { putBack(batch.cut()) }
     }
 
     /// Delivers the events of these paused partitions again, from where they stopped.
@@ -568,6 +589,10 @@ public actor WorkflowEventConsumer {
     public var statistics: ConsumerStatistics {
         var snapshot = counters
         snapshot.bufferedMessages = buffer.count
+        if let progress = reading.batch?.progress {
+            snapshot.eventsDelivered += progress.uncounted
+            snapshot.bufferedMessages += progress.waiting
+        }
         (snapshot.rebalances, snapshot.commitFailures) = client.context.state.withLock { ($0.rebalances, $0.commitFailures) }
         snapshot.fetcherWakeUps = client.fetcherWakeUps
         return snapshot
@@ -597,9 +622,10 @@ public actor WorkflowEventConsumer {
         }
         await absorbReadAhead()
         storePolledOffsets()
-        // What a reader holds was not finished: it is not stored, and will be read again.
-        reading.inHand?.destroy()
-        reading = .idle
+        // The reader's finished events are stored; what it holds was not finished: it is not
+        // stored, and will be read again.
+        if let batch = reading.batch { settleClosing(batch.close()) }
+        setReading(.idle)
         buffer.destroyAll()
         for (_, messages) in heldWhilePaused { for message in messages { message.destroy() } }
         heldWhilePaused = [:]
@@ -660,27 +686,68 @@ public actor WorkflowEventConsumer {
     }
 
     /// Makes `reader` the consumer's reader; records of an earlier `poll` count as processed.
-    private func claim(reader: Int) throws {
-        // Every event passes here: the reader already reading goes on without a look at the
+    private func claim(reader: Int, batch: ReaderBatch) throws {
+        // Every batch passes here: the reader already reading goes on without a look at the
         // released ones (a released stream never asks again).
         if case .reader(reader, _) = reading { return }
         reclaimReleasedReaders()
         try checkNoReader("read events", except: reader)
         storePolledOffsets()
-        reading = .reader(id: reader, inHand: nil)
+        setReading(.reader(id: reader, batch: batch))
+    }
+
+    /// Who reads; librdkafka's rebalance callback sees the reader's batch.
+    private func setReading(_ state: ReadingState) {
+        reading = state
+        client.context.state.withLock { $0.readerBatch = state.batch }
     }
 
     /// Ends `reader`'s turn. Its event in hand was not finished: it goes back to the front
     /// of the buffer, unstored, for the next read.
     private func release(reader: Int) {
-        guard case .reader(reader, let inHand) = reading else { return }
-        reading = .idle
-        guard let message = inHand else { return }
-        if configuration.groupID != nil, !client.assignment.contains(TopicPartition(topic: message.topic, partition: message.partition)) {
-            message.destroy()  // revoked meanwhile: its next owner reads it
-        } else {
-            buffer.prepend([message])
+        guard case .reader(reader, let batch) = reading else { return }
+        setReading(.idle)
+        settle(batch.release())
+    }
+
+    /// Ends `reader`'s turn after its event in hand has finished (`serve` stopped).
+    func finishReading(reader: Int, batch: ReaderBatch) {
+        guard case .reader(reader, let current) = reading, current === batch else { return }
+        batch.finishInHand()
+        release(reader: reader)
+    }
+
+    /// Stores the offsets, destroys and puts back what was taken out of a reader's batch.
+    private func settle(_ taken: ReaderBatch.Taken) {
+        client.store(after: taken.store)
+        for message in taken.destroy { message.destroy() }
+        putBack(taken.giveBack)
+        counters.eventsDelivered += taken.delivered
+        metrics.events.increment(by: taken.delivered)
+    }
+
+    private func settleClosing(_ taken: ReaderBatch.Taken) {
+        client.store(after: taken.store)
+        for message in taken.destroy { message.destroy() }
+        counters.eventsDelivered += taken.delivered
+    }
+
+    /// Messages given back by a reader, in front of the buffer; those of partitions revoked
+    /// meanwhile are dropped (their next owner reads them).
+    private func putBack(_ messages: [RDKafkaMessage]) {
+        guard !messages.isEmpty else { return }
+        guard configuration.groupID != nil else { return buffer.prepend(messages) }
+        let assignment = client.assignment
+        var kept: [RDKafkaMessage] = []
+        kept.reserveCapacity(messages.count)
+        for message in messages {
+            if message.isError || assignment.contains(TopicPartition(topic: message.topic, partition: message.partition)) {
+                kept.append(message)
+            } else {
+                message.destroy()
+            }
         }
+        buffer.prepend(kept)
     }
 
     /// Releases the streams whose iterating task let go of them.
@@ -701,7 +768,7 @@ public actor WorkflowEventConsumer {
                 .invalidConfiguration,
                 "cannot process while partitions \(userPaused.sorted().map(\.description).joined(separator: ", ")) are paused with pause(_:): resume them first (process pauses and resumes partitions by itself)")
         }
-        reading = .processing
+        setReading(.processing)
     }
 
     /// Stops what served an earlier reader (the keep-alive, its pause, a fetch or a batch
@@ -723,7 +790,7 @@ public actor WorkflowEventConsumer {
 
     /// `process` has ended.
     func endReadingForProcess() {
-        if reading.isProcessing { reading = .idle }
+        if reading.isProcessing { setReading(.idle) }
     }
 
     private func checkGroup(_ operation: String) throws {
@@ -731,32 +798,6 @@ public actor WorkflowEventConsumer {
             throw WorkflowEventsError(
                 .groupRequired, "cannot \(operation) without a consumer group: set groupID in the configuration")
         }
-    }
-
-    /// The reader's message in hand with its topic, key, headers and timestamp.
-    private func heldMessage(reader: Int) -> WorkflowEventMessage? {
-        guard case .reader(reader, let held?) = reading, case .success(let event)? = held.decoded ?? held.withValue({ bytes in
-            Result { () throws(WorkflowEventValidationError) in try WorkflowEvent.decode(bytes) }
-        }) else { return nil }
-        return WorkflowEventMessage(
-            event: event, topic: held.topic, partition: held.partition, offset: held.offset,
-            key: held.key, headers: held.headers, timestamp: held.timestamp)
-    }
-
-    /// The reader's message in hand has been processed: store its offset.
-    private func finishProcessing(reader: Int) {
-        guard case .reader(reader, let message?) = reading else { return }
-        reading = .reader(id: reader, inHand: nil)
-        client.storeOffset(after: message)
-        message.destroy()
-    }
-
-    private func forgetInProcess(of partition: TopicPartition) {
-        guard case .reader(let reader, let message?) = reading,
-            message.partition == partition.partition && message.topic == partition.topic
-        else { return }
-        message.destroy()
-        reading = .reader(id: reader, inHand: nil)
     }
 
     private func storePolledOffsets() {
@@ -768,7 +809,10 @@ public actor WorkflowEventConsumer {
     /// A handler failed for good: logged and counted, and dead-lettered when there is a
     /// dead-letter topic. Throws when the dead-letter topic did not store it (the event is
     /// then not stored either, and is read again).
-    private func recordHandlerFailure(_ error: any Error, message: WorkflowEventMessage, reader: Int) async throws {
+    private func recordHandlerFailure(
+        _ error: any Error, held: (message: WorkflowEventMessage, record: ConsumerRecord)?, message: WorkflowEventMessage
+    ) async throws {
+        let message = held?.message ?? message
         counters.handlerFailures += 1
         metrics.handlerFailures.increment()
         let deadLettering = configuration.deadLetterTopic != nil
@@ -778,7 +822,7 @@ public actor WorkflowEventConsumer {
                 : "event handler failed; continuing with the next event",
             metadata: Self.coordinates(message.topic, message.partition, message.offset, event: message.event)
                 .merging(["error": "\(error)"]) { $1 })
-        guard deadLettering, case .reader(reader, let held?) = reading else { return }
+        guard deadLettering, let held else { return }
         try await deadLetter(held.record, kind: "handler-failed", reason: "\(error)")
     }
 
@@ -797,13 +841,6 @@ public actor WorkflowEventConsumer {
         var metadata: Logger.Metadata = ["kafka.topic": "\(topic)", "kafka.partition": "\(partition)", "kafka.offset": "\(offset)"]
         if let event { metadata["event.id"] = "\(event.eventID)" }
         return metadata
-    }
-
-    /// Drops the reader's message in hand without storing its offset.
-    private func abandonProcessing(reader: Int) {
-        guard case .reader(reader, let message?) = reading else { return }
-        reading = .reader(id: reader, inHand: nil)
-        message.destroy()
     }
 
     // MARK: Dead letters
@@ -883,35 +920,34 @@ public actor WorkflowEventConsumer {
             && ContinuousClock.now < subscribedAt.advanced(by: configuration.assignmentTimeout)
     }
 
-    /// The next valid event for `reader`, or nil when none has come for `idle` (counted from
-    /// the first assignment for a new group member), the consumer is closed, or the task is
-    /// cancelled (which closes the consumer).
-    private func nextMessage(
-        reader: Int, topics: [String], idle: Duration?, withCoordinates: Bool, stop: StopFlag? = nil
-    ) async throws -> WorkflowEventMessage? {
-        // A reader whose reading ended (nothing more, or an error) lets go of the consumer.
+    /// Hands `reader` its next batch of valid events, once everything it was handed has
+    /// finished (their offsets are stored here). Returns false when no event has come for
+    /// `idle` (counted from the first assignment for a new group member), the consumer is
+    /// closed, or the task is cancelled (which closes the consumer): the reader has then let
+    /// go of the consumer, as it has when this throws.
+    func refill(
+        _ batch: ReaderBatch, reader: Int, topics: [String], idle: Duration?, stop: StopFlag? = nil
+    ) async throws -> Bool {
         do {
-            if let message = try await readNext(reader: reader, topics: topics, idle: idle, withCoordinates: withCoordinates, stop: stop) {
-                return message
-            }
+            if try await readBatch(batch, reader: reader, topics: topics, idle: idle, stop: stop) { return true }
         } catch {
             release(reader: reader)
             throw error
         }
         release(reader: reader)
-        return nil
+        return false
     }
 
-    private func readNext(
-        reader: Int, topics: [String], idle: Duration?, withCoordinates: Bool, stop: StopFlag?
-    ) async throws -> WorkflowEventMessage? {
-        finishProcessing(reader: reader)
+    private func readBatch(
+        _ batch: ReaderBatch, reader: Int, topics: [String], idle: Duration?, stop: StopFlag?
+    ) async throws -> Bool {
+        if case .reader(reader, let current) = reading, current === batch { settle(batch.takeFinished()) }
         if Task.isCancelled {
             await close()
-            return nil
+            return false
         }
-        guard lifecycle == .open else { return nil }
-        try claim(reader: reader)
+        guard lifecycle == .open else { return false }
+        try claim(reader: reader, batch: batch)
         if subscription != topics {
             try await subscribe(topics)
         }
@@ -923,93 +959,123 @@ public actor WorkflowEventConsumer {
         var awaitingAssignment = idle != nil && isAwaitingFirstAssignment
         while true {
             if let error = client.takeErrorToThrow() { throw error }
-            while let message = buffer.popFirst() {
-                if !userPaused.isEmpty, !message.isError {
-                    let partition = TopicPartition(topic: message.topic, partition: message.partition)
-                    if userPaused.contains(partition) {
-                        heldWhilePaused[partition, default: []].append(message)
-                        continue
-                    }
-                }
-                if let delivered = try await deliver(message, reader: reader, withCoordinates: withCoordinates) {
-                    return delivered
-                }
-            }
+            if try await triage(into: batch) { return true }
             if awaitingAssignment, !isAwaitingFirstAssignment, let idle {
                 awaitingAssignment = false
                 deadline = ContinuousClock.now.advanced(by: idle)
             }
-            if !awaitingAssignment, let deadline, ContinuousClock.now >= deadline { return nil }
-            if stop?.isSet == true { return nil }
+            if !awaitingAssignment, let deadline, ContinuousClock.now >= deadline { return false }
+            if stop?.isSet == true { return false }
             if Task.isCancelled {
                 await close()
-                return nil
+                return false
             }
-            guard lifecycle == .open else { return nil }
+            guard lifecycle == .open else { return false }
             try await fill(until: awaitingAssignment ? nil : deadline, readAhead: .decoded)
         }
     }
 
-    /// Decodes one message: returns it as an event and holds it for `reader`, or skips it
-    /// (storing its offset) when it is not a valid event.
-    private func deliver(_ message: RDKafkaMessage, reader: Int, withCoordinates: Bool) async throws -> WorkflowEventMessage? {
-        if message.isError {
-            defer { message.destroy() }
-            try handleErrorMessage(message)
-            return nil
+    /// Moves the buffer's valid events into `batch`, up to `fetchBatchSize`, and returns
+    /// whether there is one. On the way, a tombstone is skipped and an invalid event skipped
+    /// or dead-lettered, its offset stored, but only while no event of its partition waits
+    /// in the batch (the batch ends before it otherwise): an offset is never stored past an
+    /// unfinished event. An error the caller must act on ends the batch, and is thrown once
+    /// the events before it are done.
+    private func triage(into batch: ReaderBatch) async throws -> Bool {
+        var messages: [RDKafkaMessage] = []
+        var events: [WorkflowEvent] = []
+        let limit = configuration.fetchBatchSize
+        messages.reserveCapacity(min(limit, buffer.count))
+        events.reserveCapacity(min(limit, buffer.count))
+        func holdsPartition(of message: RDKafkaMessage) -> Bool {
+            let topic = message.topic
+            return messages.contains { $0.partition == message.partition && $0.topic == topic }
         }
-        if message.isTombstone {
-            counters.tombstones += 1
-            logger.debug(
-                "skipped a tombstone (null value)",
-                metadata: Self.coordinates(message.topic, message.partition, message.offset))
-            client.storeOffset(after: message)
-            message.destroy()
-            return nil
-        }
-        let event: WorkflowEvent
-        do {
-            if let decoded = message.decoded {
-                event = try decoded.get()
-            } else {
-                event = try message.withValue { bytes throws(WorkflowEventValidationError) in try WorkflowEvent.decode(bytes) }
+        taking: while messages.count < limit, let message = buffer.popFirst() {
+            if !userPaused.isEmpty, !message.isError {
+                let partition = TopicPartition(topic: message.topic, partition: message.partition)
+                if userPaused.contains(partition) {
+                    heldWhilePaused[partition, default: []].append(message)
+                    continue
+                }
             }
-        } catch {
-            counters.invalidEvents += 1
-            metrics.invalidEvents.increment()
-            logger.info(
-                configuration.deadLetterTopic == nil
-                    ? "skipped an invalid event" : "an invalid event goes to the dead-letter topic",
-                metadata: Self.coordinates(message.topic, message.partition, message.offset)
-                    .merging(["reason": "\(error)"]) { $1 })
-            if configuration.deadLetterTopic != nil {
-                let record = message.record
+            if message.isError {
+                guard let error = errorToThrow(message) else {
+                    message.destroy()
+                    continue
+                }
+                guard messages.isEmpty else {
+                    buffer.prepend([message])
+                    break taking
+                }
                 message.destroy()
-                try await deadLetter(record, kind: "invalid-event", reason: "\(error)")
-                // Closed while the dead-letter topic was written: not stored, read again later.
-                guard lifecycle == .open else { return nil }
-                client.store([(record.topicPartition, record.offset + 1)])
-                return nil
+                throw error
             }
-            client.storeOffset(after: message)
-            message.destroy()
-            return nil
+            let decoded: Result<WorkflowEvent, WorkflowEventValidationError>? =
+                message.isTombstone
+                ? nil
+                : message.decoded
+                    ?? message.withValue { bytes in
+                        Result { () throws(WorkflowEventValidationError) in try WorkflowEvent.decode(bytes) }
+                    }
+            if case .success(let event) = decoded {
+                messages.append(message)
+                events.append(event)
+                continue
+            }
+            if holdsPartition(of: message) {
+                buffer.prepend([message])
+                break taking
+            }
+            if case .failure(let error) = decoded {
+                do {
+                    try await skipInvalid(message, error)
+                } catch {
+                    buffer.prepend(messages + [message])
+                    throw error
+                }
+                // Closed while the dead-letter topic was written: the close has destroyed the
+                // buffer; what was taken from it is not delivered.
+                guard lifecycle == .open else {
+                    for message in messages { message.destroy() }
+                    message.destroy()
+                    return false
+                }
+                message.destroy()
+            } else {
+                counters.tombstones += 1
+                logger.debug(
+                    "skipped a tombstone (null value)",
+                    metadata: Self.coordinates(message.topic, message.partition, message.offset))
+                client.storeOffset(after: message)
+                message.destroy()
+            }
         }
-        counters.eventsDelivered += 1
-        metrics.events.increment()
+        guard !messages.isEmpty else { return false }
         lastEventTime = Date()
-        reading = .reader(id: reader, inHand: message)
         if !seekPositions.isEmpty {
-            seekPositions[TopicPartition(topic: message.topic, partition: message.partition)] = nil
+            for message in messages { seekPositions[TopicPartition(topic: message.topic, partition: message.partition)] = nil }
         }
-        if withCoordinates {
-            return WorkflowEventMessage(
-                event: event, topic: message.topic, partition: message.partition, offset: message.offset,
-                key: message.key, headers: message.headers, timestamp: message.timestamp)
+        batch.fill(messages, events)
+        return true
+    }
+
+    /// An invalid event: logged, counted, dead-lettered when there is a dead-letter topic,
+    /// and its offset stored (unless the consumer closed meanwhile). Throws when the
+    /// dead-letter topic did not store it; the message stays the caller's.
+    private func skipInvalid(_ message: RDKafkaMessage, _ error: WorkflowEventValidationError) async throws {
+        counters.invalidEvents += 1
+        metrics.invalidEvents.increment()
+        logger.info(
+            configuration.deadLetterTopic == nil
+                ? "skipped an invalid event" : "an invalid event goes to the dead-letter topic",
+            metadata: Self.coordinates(message.topic, message.partition, message.offset)
+                .merging(["reason": "\(error)"]) { $1 })
+        if configuration.deadLetterTopic != nil {
+            try await deadLetter(message.record, kind: "invalid-event", reason: "\(error)")
+            guard lifecycle == .open else { return }
         }
-        return WorkflowEventMessage(
-            event: event, topic: "", partition: message.partition, offset: message.offset,
-            key: nil, headers: [], timestamp: nil)
+        client.storeOffset(after: message)
     }
 
     /// Consumer errors the caller must act on; the others are transient.
@@ -1125,11 +1191,20 @@ public actor WorkflowEventConsumer {
     /// serves its callbacks; pauses the assignment when the reader has been busy for
     /// `pauseAfter`.
     private func serviceWhileBusy(pauseAfter: Duration) async {
-        guard lifecycle == .open, subscription != nil, !fetchInFlight else { return }
+        guard lifecycle == .open else { return }
+        // The events the reader finished reach librdkafka's auto-commit within this interval,
+        // also while the reader is still working through its batch.
+        reading.batch?.withFinished { client.store(after: $0) }
+        guard subscription != nil, !fetchInFlight else { return }
         // A batch taken ahead came from librdkafka before anything taken now.
         await absorbReadAhead()
         guard lifecycle == .open, !fetchInFlight else { return }
         let now = ContinuousClock.now
+        // A reader that took an event from its batch since the last look is not busy.
+        if let handedOut = reading.batch?.progress.handedOut, handedOut != lastHandedOut {
+            lastHandedOut = handedOut
+            lastRead = now
+        }
         guard now - lastFetch >= Self.serviceInterval else { return }
         if now - lastRead >= pauseAfter {
             if !pausedForKeepAlive {

@@ -38,6 +38,9 @@ final class RDKafkaCallbackContext: Sendable {
         /// Whether the group has given this member its assignment (possibly empty: a
         /// standby), and has not taken it all back since.
         var isGroupMember = false
+        /// The batch of the stream or callback loop reading, if one does: a revocation
+        /// stores its finished events' offsets and takes back the rest.
+        var readerBatch: ReaderBatch?
     }
 
     let logger: Logger
@@ -221,6 +224,23 @@ struct RDKafkaMessageBuffer {
     }
 }
 
+/// Stores the offset after the last message of each partition among `messages` (in order):
+/// one store per partition, whatever the number of messages.
+private func storeLastOffsets(of messages: [RDKafkaMessage]) {
+    struct Partition: Hashable {
+        let topic: UnsafeMutableRawPointer?
+        let partition: Int32
+    }
+    if messages.count == 1 { return _ = messages[0].storeOffset() }
+    var seen = Set<Partition>()
+    for message in messages.reversed() {
+        let pointee = message.pointer.pointee
+        if seen.insert(Partition(topic: UnsafeMutableRawPointer(pointee.rkt), partition: pointee.partition)).inserted {
+            message.storeOffset()
+        }
+    }
+}
+
 /// Offsets as librdkafka's `rd_kafka_topic_partition_list_t`, built and destroyed in this file.
 private func withPartitionList<T>(
     _ entries: [(TopicPartition, Int64)], _ body: (UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) throws -> T
@@ -314,9 +334,13 @@ private let rebalanceCallback: @convention(c) (
         let lost = rd_kafka_assignment_lost(handle) != 0
         context.metrics.rebalances.increment()
         context.listeners.yield(RebalanceEvent(kind: lost ? .lost : .revoked, partitions: changed.sorted()))
-        if let hook = context.state.withLock({ $0.revocationHook }) {
-            hook(changed, lost)
+        let (hook, batch) = context.state.withLock { ($0.revocationHook, $0.readerBatch) }
+        // The reader's finished events of these partitions are stored before the revocation
+        // commits (a lost partition's commit would be refused: nothing is stored then).
+        batch?.revoke(Set(changed)) { finished in
+            if !lost { storeLastOffsets(of: finished) }
         }
+        hook?(changed, lost)
         if cooperative {
             if let error = rd_kafka_incremental_unassign(handle, partitions) {
                 let failure = KafkaError(consuming: error, operation: "incremental unassign")
@@ -724,6 +748,13 @@ final class RDKafkaConsumerClient: @unchecked Sendable {
     func store(_ offsets: [(TopicPartition, Int64)]) {
         guard !offsets.isEmpty else { return }
         usingIfOpen(()) { _ = withPartitionList(offsets) { rd_kafka_offsets_store(handle, $0) } }
+    }
+
+    /// Stores the offsets after `messages`, taken in order (so the last one of each partition
+    /// counts). Partitions no longer assigned are skipped.
+    func store(after messages: [RDKafkaMessage]) {
+        guard !messages.isEmpty else { return }
+        usingIfOpen(()) { storeLastOffsets(of: messages) }
     }
 
     /// Stores the offset after `message` as its partition's next offset to commit. Skipped
