@@ -37,7 +37,7 @@ public func produce(_ events: [WorkflowEvent], to topic: String, on cluster: any
     }
 }
 
-public func produceRecords(_ values: [[UInt8]?], to topic: String, partition: Int32 = 0, on cluster: MockKafkaCluster) async throws {
+public func produceRecords(_ values: [[UInt8]?], to topic: String, partition: Int32 = 0, on cluster: any TestCluster) async throws {
     let producer = try WorkflowEventProducer(
         configuration: .init(bootstrapServers: cluster.bootstrapServers, properties: ["message.max.bytes": "2000000"]))
     for value in values {

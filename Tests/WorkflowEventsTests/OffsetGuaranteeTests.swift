@@ -514,3 +514,84 @@ struct OffsetGuaranteeTests {
         #expect(await !a.health.isReady)
     }
 }
+
+/// A stream works through a batch of events without asking the consumer for each: what it
+/// finished inside the batch must still be what a revocation commits.
+@Suite("Offsets: a revocation inside a stream's batch", .serialized)
+struct RevocationInsideBatchTests {
+    @Test(
+        "partitions revoked while a stream is inside its batch: the new owner starts right after the last finished event",
+        arguments: BrokerImplementation.allCases)
+    func revokedInsideBatch(broker: BrokerImplementation) async throws {
+        let cluster = try broker.makeCluster()
+        defer { cluster.shutdown() }
+        let topic = "workflow-events"
+        try cluster.createTopic(topic, partitions: 4)
+        // Small producer batches, partition after partition: librdkafka's queue then holds the
+        // partitions interleaved, so that a stream's batch spans all of them.
+        let events = try SampleEvents.make(count: 800).map { try $0.jsonBytes() }
+        for round in 0..<20 {
+            for partition in 0..<4 {
+                let start = (round * 4 + partition) * 10
+                try await produceRecords(Array(events[start..<start + 10]), to: topic, partition: Int32(partition), on: cluster)
+            }
+        }
+        var configuration = groupConfiguration(cluster, group: "inside-batch")
+        configuration.properties["partition.assignment.strategy"] = "cooperative-sticky"
+        // Only the revocation commits: the periodic commit would not come within the test.
+        configuration.autoCommitInterval = .seconds(120)
+        let first = try WorkflowEventConsumer(configuration: configuration)
+        let finishedByFirst = Mutex<[TopicPartition: [Int64]]>([:])
+        let gate = Gate()
+        let firstTask = Task {
+            var count = 0
+            for try await message in first.messages(topics: [topic]) {
+                count += 1
+                // 80 events finish; the 81st waits in hand, inside a batch that holds events
+                // finished since the last time the stream asked the consumer for a batch.
+                if count == 81 { await gate.wait() }
+                finishedByFirst.withLock { $0[message.topicPartition, default: []].append(message.offset) }
+            }
+        }
+        try await waitUntil("the first member has finished 80 events", timeout: .seconds(30)) {
+            finishedByFirst.withLock { $0.values.reduce(0) { $0 + $1.count } } >= 80
+        }
+        let second = try WorkflowEventConsumer(configuration: configuration)
+        let seenBySecond = Mutex<[TopicPartition: [Int64]]>([:])
+        let secondTask = Task {
+            for try await message in second.messages(topics: [topic]) {
+                seenBySecond.withLock { $0[message.topicPartition, default: []].append(message.offset) }
+            }
+        }
+        try await waitUntil("the second member owns partitions and read from them", timeout: .seconds(30)) {
+            let owned = await second.assignment
+            let seen = seenBySecond.withLock { $0 }
+            return !owned.isEmpty && owned.allSatisfy { seen[$0]?.isEmpty == false }
+        }
+        let moved = await second.assignment
+        let finished = finishedByFirst.withLock { $0 }
+        gate.open()
+        firstTask.cancel()
+        _ = await firstTask.result
+        secondTask.cancel()
+        _ = await secondTask.result
+        await first.close()
+        await second.close()
+
+        let startOfSecond = seenBySecond.withLock { $0 }.mapValues { $0.first! }
+        let refused = await first.statistics.commitFailures
+        var exact = 0
+        for partition in moved {
+            let next = (finished[partition]?.last).map { $0 + 1 } ?? 0
+            let start = try #require(startOfSecond[partition])
+            // Never past what the first member finished.
+            #expect(start <= next, "\(partition): finished up to \(next), the new owner started at \(start)")
+            if start == next { exact += 1 }
+        }
+        // Exactly after it, unless the broker refused the revocation's commit (counted).
+        #expect(exact == moved.count || refused > 0, "\(broker): exact on \(exact) of \(moved.count) partitions, no commit refused")
+        // The test means something only if a partition that moved had finished events.
+        #expect(moved.contains { finished[$0]?.isEmpty == false })
+        print("FIGURE revocation inside a batch (\(broker)) | exactly after the last finished event=\(exact)/\(moved.count) | commits refused=\(refused)")
+    }
+}
