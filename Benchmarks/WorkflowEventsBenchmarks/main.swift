@@ -19,7 +19,8 @@ struct Options {
     /// One throughput loop alone (limit, decode, stream, callback, poll), or the latency and
     /// shutdown figures alone, for profiling.
     var only: String?
-    /// Benchmarks/python/consume.py: Python's confluent-kafka + Pydantic on the same cluster.
+    /// Benchmarks/python/consume.py: Python's confluent-kafka (without validation, with
+    /// msgspec, with Pydantic) on the same cluster, and msgspec decoding the same documents.
     var python: String?
 
     static let usage = "usage: workflow-events-benchmarks [--events N] [--partitions P] [--repetitions R] [--only limit|decode|stream|callback|poll|latency] [--python Benchmarks/python/consume.py]\n"
@@ -425,10 +426,13 @@ nonisolated func run(_ options: Options) async throws {
     }
     if let script = options.python {
         for _ in 0..<options.repetitions {
-            rates["python", default: []].append(
-                try pythonLoop(script: script, bootstrap: bootstrap, topic: topic, count: options.events, partitions: options.partitions, validate: false))
-            rates["pydantic", default: []].append(
-                try pythonLoop(script: script, bootstrap: bootstrap, topic: topic, count: options.events, partitions: options.partitions, validate: true))
+            for validator in ["none", "msgspec", "pydantic"] {
+                rates["python-\(validator)", default: []].append(
+                    try pythonLoop(
+                        script: script, bootstrap: bootstrap, topic: topic, count: options.events,
+                        partitions: options.partitions, validator: validator))
+            }
+            rates["msgspec-decode", default: []].append(try msgspecDecode(script: script, documents: documents))
         }
     }
     if let only = options.only, only != "latency" {
@@ -458,12 +462,17 @@ nonisolated func run(_ options: Options) async throws {
         }
         if options.python != nil {
             for (name, label) in [
-                ("python", "Python confluent-kafka, no validation"), ("pydantic", "Python confluent-kafka + Pydantic"),
+                ("python-none", "Python confluent-kafka, no validation"),
+                ("python-msgspec", "Python confluent-kafka + msgspec"),
+                ("python-pydantic", "Python confluent-kafka + Pydantic"),
             ] {
                 let rate = median(rates[name]!)
                 print(String(format: "| %@ | %.0f | %.2f | - | - |", label as NSString, rate, rate / limitRate))
             }
-            print(String(format: "stream ÷ Python with Pydantic: %.1f×", median(rates["stream"]!) / median(rates["pydantic"]!)))
+            print(String(format: "| msgspec decode only (same documents, no Kafka) | %.0f | - | - | - |", median(rates["msgspec-decode"]!)))
+            let stream = median(rates["stream"]!)
+            print(String(format: "stream ÷ Python with msgspec: %.2f×; ÷ Python with Pydantic: %.2f×", stream / median(rates["python-msgspec"]!), stream / median(rates["python-pydantic"]!)))
+            print(String(format: "decode only ÷ msgspec decode only: %.2f×", median(rates["decode"]!) / median(rates["msgspec-decode"]!)))
         }
 
         // Peak memory, each in a process of its own.
@@ -602,12 +611,28 @@ func childFigure(_ executable: URL, _ arguments: [String], prefix: String, hint:
     return value
 }
 
-/// Runs Benchmarks/python/consume.py on the same cluster and topic; its events/s.
-func pythonLoop(script: String, bootstrap: String, topic: String, count: Int, partitions: Int, validate: Bool) throws -> Double {
+/// Runs Benchmarks/python/consume.py on the same cluster and topic, validating with
+/// `validator` (none, msgspec, pydantic); its events/s.
+func pythonLoop(script: String, bootstrap: String, topic: String, count: Int, partitions: Int, validator: String) throws -> Double {
     try childFigure(
         URL(fileURLWithPath: "/usr/bin/env"),
-        ["python3", script, bootstrap, topic, String(count), String(partitions)] + (validate ? [] : ["--no-validation"]),
-        prefix: "events/s ", hint: "; it needs `pip install confluent-kafka pydantic`")
+        ["python3", script, bootstrap, topic, String(count), String(partitions), "--validator", validator],
+        prefix: "events/s ", hint: "; it needs `pip install confluent-kafka pydantic msgspec`")
+}
+
+/// msgspec's decoding of the same documents as the decode-only loop, without Kafka.
+func msgspecDecode(script: String, documents: [[UInt8]]) throws -> Double {
+    let file = FileManager.default.temporaryDirectory.appendingPathComponent("workflow-events-documents-\(getpid()).jsonl")
+    var lines: [UInt8] = []
+    for document in documents {
+        lines += document
+        lines.append(UInt8(ascii: "\n"))
+    }
+    try Data(lines).write(to: file)
+    defer { try? FileManager.default.removeItem(at: file) }
+    return try childFigure(
+        URL(fileURLWithPath: "/usr/bin/env"), ["python3", script, "--decode-only", file.path],
+        prefix: "events/s ", hint: "; it needs `pip install msgspec`")
 }
 
 /// Runs the memory measurement in a child process, so that its peak is the consumer's alone.

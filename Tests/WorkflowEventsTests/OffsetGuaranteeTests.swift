@@ -556,29 +556,17 @@ struct RevocationInsideBatchTests {
         try await waitUntil("the first member has finished 80 events", timeout: .seconds(30)) {
             finishedByFirst.withLock { $0.values.reduce(0) { $0 + $1.count } } >= 80
         }
-        let second = try WorkflowEventConsumer(configuration: configuration)
-        let seenBySecond = Mutex<[TopicPartition: [Int64]]>([:])
-        let secondTask = Task {
-            for try await message in second.messages(topics: [topic]) {
-                seenBySecond.withLock { $0[message.topicPartition, default: []].append(message.offset) }
-            }
-        }
-        try await waitUntil("the second member owns partitions and read from them", timeout: .seconds(30)) {
-            let owned = await second.assignment
-            let seen = seenBySecond.withLock { $0 }
-            return !owned.isEmpty && owned.allSatisfy { seen[$0]?.isEmpty == false }
-        }
-        let moved = await second.assignment
+        let second = try await JoiningMember(configuration, topic: topic)
+        let moved = await second.consumer.assignment
         let finished = finishedByFirst.withLock { $0 }
         gate.open()
         firstTask.cancel()
         _ = await firstTask.result
-        secondTask.cancel()
-        _ = await secondTask.result
+        await second.stop()
         await first.close()
-        await second.close()
+        await second.consumer.close()
 
-        let startOfSecond = seenBySecond.withLock { $0 }.mapValues { $0.first! }
+        let startOfSecond = second.firstOffsets
         let refused = await first.statistics.commitFailures
         var exact = 0
         for partition in moved {

@@ -130,26 +130,14 @@ struct OrderedProcessingTests {
         try await waitUntil("the first member has finished events", timeout: .seconds(30)) {
             finishedByFirst.withLock { $0.values.reduce(0) { $0 + $1.count } } >= 12
         }
-        let second = try WorkflowEventConsumer(configuration: configuration)
-        let seenBySecond = Mutex<[TopicPartition: [Int64]]>([:])
-        let secondTask = Task {
-            for try await message in second.messages(topics: [fixture.topic]) {
-                seenBySecond.withLock { $0[message.topicPartition, default: []].append(message.offset) }
-            }
-        }
-        try await waitUntil("the second member owns partitions and read from them", timeout: .seconds(30)) {
-            let owned = await second.assignment
-            let seen = seenBySecond.withLock { $0 }
-            return !owned.isEmpty && owned.allSatisfy { seen[$0]?.isEmpty == false }
-        }
-        let moved = await second.assignment
+        let second = try await JoiningMember(configuration, topic: fixture.topic)
+        let moved = await second.consumer.assignment
         firstTask.cancel()
         try await firstTask.value
-        secondTask.cancel()
-        _ = await secondTask.result
+        await second.stop()
 
         let finished = finishedByFirst.withLock { $0 }
-        let startOfSecond = seenBySecond.withLock { $0 }.mapValues { $0.first! }
+        let startOfSecond = second.firstOffsets
         var exact = 0
         for partition in moved {
             // The first offset the first member had not finished: its unbroken finished run ends there.
