@@ -374,6 +374,16 @@ nonisolated func shutdown(bootstrap: String, topic: String) async throws -> Doub
 }
 
 nonisolated func run(_ options: Options) async throws {
+    if options.only == "decode" {
+        // No cluster: the documents alone, for profiling the decoder.
+        let documents = try SampleEvents.make(count: options.events, workflows: 20_000).map { try $0.jsonBytes() }
+        var rates: [Double] = []
+        let before = malloc_counter_allocations()
+        for _ in 0..<options.repetitions { rates.append(try decodeLoop(documents)) }
+        let perEvent = Double(malloc_counter_allocations() - before) / Double(options.events * options.repetitions)
+        print(String(format: "decode: %.0f events/s, %.2f allocations/event", median(rates), perEvent))
+        return
+    }
     let cluster = try MockKafkaCluster()
     defer { cluster.shutdown() }
     let topic = "bench"
