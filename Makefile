@@ -1,4 +1,4 @@
-.PHONY: demo test sanitize bench reliability deps
+.PHONY: demo test sanitize bench bench-check reliability deps
 
 deps:
 	@bash scripts/install-dependencies.sh
@@ -16,6 +16,10 @@ sanitize: deps
 
 bench: deps
 	bash Benchmarks/run.sh
+
+# Microbenchmarks (ordo-one/benchmark): times printed, allocation counts checked.
+bench-check: deps
+	bash Benchmarks/Micro/check.sh
 
 reliability: deps
 	bash scripts/reliability.sh
