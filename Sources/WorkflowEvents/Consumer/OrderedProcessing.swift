@@ -1,4 +1,5 @@
 import Dispatch
+import DequeModule
 import Foundation
 import Logging
 import CoreMetrics
@@ -197,8 +198,7 @@ enum ProcessingSignal: Sendable {
 /// cancelled (the loop must go on draining after cancellation).
 final class Mailbox: Sendable {
     private struct State {
-        var signals: [ProcessingSignal] = []
-        var head = 0
+        var signals: Deque<ProcessingSignal> = []
         var waiter: CheckedContinuation<ProcessingSignal, Never>?
     }
 
@@ -219,15 +219,7 @@ final class Mailbox: Sendable {
     func next() async -> ProcessingSignal {
         await withCheckedContinuation { continuation in
             let ready: ProcessingSignal? = state.withLock { state in
-                if state.head < state.signals.count {
-                    let signal = state.signals[state.head]
-                    state.head += 1
-                    if state.head > 1024 && state.head * 2 > state.signals.count {
-                        state.signals.removeFirst(state.head)
-                        state.head = 0
-                    }
-                    return signal
-                }
+                if let signal = state.signals.popFirst() { return signal }
                 state.waiter = continuation
                 return nil
             }
@@ -243,34 +235,6 @@ final class Mailbox: Sendable {
             post(signal)
         }
     }
-}
-
-/// A first-in first-out queue.
-struct FIFO<Element> {
-    private var elements: [Element] = []
-    private var head = 0
-
-    var isEmpty: Bool { head == elements.count }
-
-    mutating func append(_ element: Element) { elements.append(element) }
-
-    mutating func popFirst() -> Element? {
-        guard head < elements.count else { return nil }
-        let element = elements[head]
-        head += 1
-        if head > 64 && head * 2 > elements.count {
-            elements.removeFirst(head)
-            head = 0
-        }
-        return element
-    }
-
-    /// Removes the elements for which `shouldRemove` is true, keeping the order.
-    mutating func removeAll(where shouldRemove: (Element) -> Bool) {
-        elements = Array(elements[head...]).filter { !shouldRemove($0) }
-        head = 0
-    }
-
 }
 
 /// The state of one `process` call. Everything but the mailbox is touched only by the
@@ -292,9 +256,9 @@ final class OrderedProcessor: @unchecked Sendable {
     /// Offsets of one partition taken and not yet covered by the stored offset.
     struct Progress {
         let epoch: Int
-        /// Offsets in the order taken (increasing); `head` is the first not yet finished.
-        var offsets: [Int64] = []
-        var head = 0
+        /// Offsets in the order taken (increasing) and not yet finished in an unbroken run
+        /// from the first.
+        var offsets: Deque<Int64> = []
         var finished: Set<Int64> = []
         var stored: Int64 = -1
         /// The next offset after the last one taken.
@@ -309,15 +273,11 @@ final class OrderedProcessor: @unchecked Sendable {
 
         mutating func finish(_ offset: Int64) {
             finished.insert(offset)
-            while head < offsets.count, finished.remove(offsets[head]) != nil { head += 1 }
-            if head > 256 && head * 2 > offsets.count {
-                offsets.removeFirst(head)
-                head = 0
-            }
+            while let first = offsets.first, finished.remove(first) != nil { offsets.removeFirst() }
         }
 
         /// The offset to commit: the first unfinished one, or the next to take.
-        var committable: Int64 { head < offsets.count ? offsets[head] : next }
+        var committable: Int64 { offsets.first ?? next }
     }
 
     struct Revocation {
@@ -340,8 +300,8 @@ final class OrderedProcessor: @unchecked Sendable {
     private var nextID = 0
     private var nextEpoch = 0
     private var progress: [TopicPartition: Progress] = [:]
-    private var pending: [String: FIFO<WorkItem>] = [:]
-    private var ready = FIFO<String>()
+    private var pending: [String: Deque<WorkItem>] = [:]
+    private var ready = Deque<String>()
     private var running: [Int: (item: WorkItem, task: Task<Void, Never>)] = [:]
     private var inMemory = 0
     private var revocations: [Revocation] = []
@@ -559,7 +519,7 @@ final class OrderedProcessor: @unchecked Sendable {
         inMemory += 1
         progress[item.partition]!.inMemory += 1
         let wasIdle = pending[item.key] == nil
-        pending[item.key, default: FIFO()].append(item)
+        pending[item.key, default: Deque()].append(item)
         if wasIdle && !runningKeys.contains(item.key) {
             ready.append(item.key)
         }
@@ -769,7 +729,7 @@ final class OrderedProcessor: @unchecked Sendable {
             }
         }
         pending = [:]
-        ready = FIFO()
+        ready = Deque()
         if !running.isEmpty { mailbox.post(.drainDeadline, after: limits.drainTimeout) }
     }
 

@@ -1,4 +1,5 @@
 internal import CRDKafka
+import DequeModule
 import Dispatch
 import Foundation
 import Logging
@@ -151,76 +152,51 @@ struct RDKafkaMessage: @unchecked Sendable {
 
 /// Messages fetched from librdkafka and not yet delivered, oldest first.
 struct RDKafkaMessageBuffer {
-    private var messages: [RDKafkaMessage] = []
-    private var head = 0
+    private var messages = Deque<RDKafkaMessage>()
 
-    var count: Int { messages.count - head }
-    var isEmpty: Bool { head == messages.count }
+    var count: Int { messages.count }
+    var isEmpty: Bool { messages.isEmpty }
 
     mutating func append(_ batch: [RDKafkaMessage]) {
-        if head == messages.count {
-            messages.removeAll(keepingCapacity: true)
-            head = 0
-        }
         messages.append(contentsOf: batch)
     }
 
-    /// Removes and returns the oldest message; the caller now owns it.
     /// Puts messages back in front, in their order (events held while their partition
-    /// was paused).
+    /// was paused, or given back by a reader).
     mutating func prepend(_ earlier: [RDKafkaMessage]) {
-        guard !earlier.isEmpty else { return }
-        messages = earlier + messages[head...]
-        head = 0
+        messages.insert(contentsOf: earlier, at: 0)
     }
 
+    /// Removes and returns the oldest message; the caller now owns it.
     mutating func popFirst() -> RDKafkaMessage? {
-        guard head < messages.count else { return nil }
-        let message = messages[head]
-        head += 1
-        return message
+        messages.popFirst()
     }
 
     /// The offset of the first buffered message of `partition`.
     func firstOffset(of partition: TopicPartition) -> Int64? {
-        for index in head..<messages.count {
-            let message = messages[index]
-            if message.partition == partition.partition && !message.isError && message.topic == partition.topic {
-                return message.offset
-            }
-        }
-        return nil
+        messages.first {
+            $0.partition == partition.partition && !$0.isError && $0.topic == partition.topic
+        }?.offset
     }
 
     /// Destroys the buffered messages for which `shouldDrop` is true.
     mutating func drop(where shouldDrop: (TopicPartition) -> Bool) {
-        var kept: [RDKafkaMessage] = []
-        kept.reserveCapacity(count)
-        for index in head..<messages.count {
-            let message = messages[index]
-            if shouldDrop(TopicPartition(topic: message.topic, partition: message.partition)) {
-                message.destroy()
-            } else {
-                kept.append(message)
-            }
+        messages.removeAll { message in
+            guard shouldDrop(TopicPartition(topic: message.topic, partition: message.partition)) else { return false }
+            message.destroy()
+            return true
         }
-        messages = kept
-        head = 0
     }
 
     /// Removes and returns every buffered message, oldest first; the caller now owns them.
     mutating func removeAll() -> [RDKafkaMessage] {
-        defer {
-            messages.removeAll()
-            head = 0
-        }
-        return Array(messages[head...])
+        defer { messages.removeAll() }
+        return Array(messages)
     }
 
     mutating func destroyAll() {
-        for index in head..<messages.count { messages[index].destroy() }
+        for message in messages { message.destroy() }
         messages.removeAll()
-        head = 0
     }
 }
 
