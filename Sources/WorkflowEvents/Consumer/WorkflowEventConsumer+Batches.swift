@@ -1,0 +1,185 @@
+// Handing a stream or callback loop its batches of validated events.
+import Foundation
+import Logging
+import Metrics
+import Synchronization
+import Tracing
+
+extension WorkflowEventConsumer {
+    /// Hands `reader` its next batch of valid events, once everything it was handed has
+    /// finished (their offsets are stored here). Returns false when no event has come for
+    /// `idle` (counted from the first assignment for a new group member), the consumer is
+    /// closed, or the task is cancelled (which closes the consumer): the reader has then let
+    /// go of the consumer, as it has when this throws.
+    func refill(
+        _ batch: ReaderBatch, reader: Int, topics: [String], idle: Duration?, stop: StopFlag? = nil
+    ) async throws -> Bool {
+        do {
+            if try await readBatch(batch, reader: reader, topics: topics, idle: idle, stop: stop) { return true }
+        } catch {
+            release(reader: reader)
+            throw error
+        }
+        release(reader: reader)
+        return false
+    }
+
+    func readBatch(
+        _ batch: ReaderBatch, reader: Int, topics: [String], idle: Duration?, stop: StopFlag?
+    ) async throws -> Bool {
+        if case .reader(reader, let current) = reading, current === batch { settle(batch.takeFinished()) }
+        if Task.isCancelled {
+            await close()
+            return false
+        }
+        guard lifecycle == .open else { return false }
+        try claim(reader: reader, batch: batch)
+        if subscription != topics {
+            try await subscribe(topics)
+        }
+        lastRead = .now
+        if configuration.groupID != nil && !buffer.isEmpty && lastRead - lastFetch >= Self.serviceInterval {
+            await serviceWhileBusy(pauseAfter: .seconds(Int64.max))
+        }
+        var deadline = idle.map { ContinuousClock.now.advanced(by: $0) }
+        var awaitingAssignment = idle != nil && isAwaitingFirstAssignment
+        while true {
+            if let error = client.takeErrorToThrow() { throw error }
+            if try await triage(into: batch) { return true }
+            if awaitingAssignment, !isAwaitingFirstAssignment, let idle {
+                awaitingAssignment = false
+                deadline = ContinuousClock.now.advanced(by: idle)
+            }
+            if !awaitingAssignment, let deadline, ContinuousClock.now >= deadline { return false }
+            if stop?.isSet == true { return false }
+            if Task.isCancelled {
+                await close()
+                return false
+            }
+            guard lifecycle == .open else { return false }
+            try await fill(until: awaitingAssignment ? nil : deadline, readAhead: .decoded)
+        }
+    }
+
+    /// Moves the buffer's valid events into `batch`, up to `fetchBatchSize`, and returns
+    /// whether there is one. On the way, a tombstone is skipped and an invalid event skipped
+    /// or dead-lettered, its offset stored, but only while no event of its partition waits
+    /// in the batch (the batch ends before it otherwise): an offset is never stored past an
+    /// unfinished event. An error the caller must act on ends the batch, and is thrown once
+    /// the events before it are done.
+    func triage(into batch: ReaderBatch) async throws -> Bool {
+        var messages: [RDKafkaMessage] = []
+        var events: [WorkflowEvent] = []
+        let limit = configuration.fetchBatchSize
+        messages.reserveCapacity(min(limit, buffer.count))
+        events.reserveCapacity(min(limit, buffer.count))
+        func holdsPartition(of message: RDKafkaMessage) -> Bool {
+            let topic = message.topic
+            return messages.contains { $0.partition == message.partition && $0.topic == topic }
+        }
+        taking: while messages.count < limit, let message = buffer.popFirst() {
+            if !userPaused.isEmpty, !message.isError {
+                let partition = TopicPartition(topic: message.topic, partition: message.partition)
+                if userPaused.contains(partition) {
+                    heldWhilePaused[partition, default: []].append(message)
+                    continue
+                }
+            }
+            if message.isError {
+                guard let error = errorToThrow(message) else {
+                    message.destroy()
+                    continue
+                }
+                guard messages.isEmpty else {
+                    buffer.prepend([message])
+                    break taking
+                }
+                message.destroy()
+                throw error
+            }
+            let decoded: Result<WorkflowEvent, WorkflowEventValidationError>? =
+                message.isTombstone
+                ? nil
+                : message.decoded
+                    ?? message.withValue { bytes in
+                        Result { () throws(WorkflowEventValidationError) in try WorkflowEvent.decode(bytes) }
+                    }
+            if case .success(let event) = decoded {
+                messages.append(message)
+                events.append(event)
+                continue
+            }
+            if holdsPartition(of: message) {
+                buffer.prepend([message])
+                break taking
+            }
+            if case .failure(let error) = decoded {
+                do {
+                    try await skipInvalid(message, error)
+                } catch {
+                    buffer.prepend(messages + [message])
+                    throw error
+                }
+                // Closed while the dead-letter topic was written: the close has destroyed the
+                // buffer; what was taken from it is not delivered.
+                guard lifecycle == .open else {
+                    for message in messages { message.destroy() }
+                    message.destroy()
+                    return false
+                }
+                message.destroy()
+            } else {
+                counters.tombstones += 1
+                logger.debug(
+                    "skipped a tombstone (null value)",
+                    metadata: Self.coordinates(message.topic, message.partition, message.offset))
+                client.storeOffset(after: message)
+                message.destroy()
+            }
+        }
+        guard !messages.isEmpty else { return false }
+        lastEventTime = Date()
+        if !seekPositions.isEmpty {
+            for message in messages { seekPositions[TopicPartition(topic: message.topic, partition: message.partition)] = nil }
+        }
+        batch.fill(messages, events)
+        return true
+    }
+
+    /// An invalid event: logged, counted, dead-lettered when there is a dead-letter topic,
+    /// and its offset stored (unless the consumer closed meanwhile). Throws when the
+    /// dead-letter topic did not store it; the message stays the caller's.
+    func skipInvalid(_ message: RDKafkaMessage, _ error: WorkflowEventValidationError) async throws {
+        counters.invalidEvents += 1
+        metrics.invalidEvents.increment()
+        logger.info(
+            configuration.deadLetterTopic == nil
+                ? "skipped an invalid event" : "an invalid event goes to the dead-letter topic",
+            metadata: Self.coordinates(message.topic, message.partition, message.offset)
+                .merging(["reason": "\(error)"]) { $1 })
+        if configuration.deadLetterTopic != nil {
+            try await deadLetter(message.record, kind: "invalid-event", reason: "\(error)")
+            guard lifecycle == .open else { return }
+        }
+        client.storeOffset(after: message)
+    }
+
+    /// Consumer errors the caller must act on; the others are transient.
+    static let errorsToThrow: Set<KafkaError.Code> = [
+        .fatal, .autoOffsetReset, .topicAuthorizationFailed, .groupAuthorizationFailed,
+    ]
+
+    /// Consumer errors that librdkafka hands over as messages: the ones the caller must act
+    /// on are thrown, the rest are logged while librdkafka retries.
+    nonisolated func handleErrorMessage(_ message: RDKafkaMessage) throws {
+        if let error = errorToThrow(message) { throw error }
+    }
+
+    /// The error a message carries when the caller must act on it; other errors are logged.
+    nonisolated func errorToThrow(_ message: RDKafkaMessage) -> KafkaError? {
+        guard let error = message.error(operation: "consume \(message.topic)[\(message.partition)]") else { return nil }
+        if error.isFatal || Self.errorsToThrow.contains(error.code) { return error }
+        logger.info("Kafka reported a consumer error; librdkafka retries", metadata: ["error": "\(error)"])
+        return nil
+    }
+}

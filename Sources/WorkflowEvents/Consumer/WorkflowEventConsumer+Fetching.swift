@@ -1,0 +1,143 @@
+// Taking messages from librdkafka: fills, the read-ahead and the busy-reader keep-alive.
+import Foundation
+import Logging
+import Metrics
+import Synchronization
+import Tracing
+
+extension WorkflowEventConsumer {
+    /// What a fill leaves running for the next one: nothing, a batch taken ahead, or a
+    /// batch taken and validated ahead.
+    enum ReadAhead { case none, raw, decoded }
+
+    /// Waits until librdkafka has messages (or the deadline, or a wake-up) and moves them
+    /// into the buffer. One fetch runs at a time; other callers wait for it. With
+    /// `readAhead`, the next batch is then taken on the poll queue while the reader works
+    /// through this one.
+    func fill(until deadline: ContinuousClock.Instant?, readAhead mode: ReadAhead = .none) async throws {
+        if fetchInFlight {
+            await withCheckedContinuation { fetchWaiters.append($0) }
+            return
+        }
+        if pausedForKeepAlive {
+            pausedForKeepAlive = false
+            client.setPaused(false, client.assignment.subtracting(userPaused).sorted())
+        }
+        let maximum = configuration.fetchBatchSize
+        lastFetch = .now
+        var batch = await takeReadAhead()
+        if batch.isEmpty { batch = client.fetchAvailable(maximum: maximum) }
+        if batch.isEmpty {
+            var wait = Duration.seconds(1)
+            if let deadline { wait = min(wait, max(.zero, deadline - ContinuousClock.now)) }
+            fetchInFlight = true
+            let client = self.client
+            batch = await withTaskCancellationHandler {
+                await client.fetch(timeout: wait, maximum: maximum)
+            } onCancel: {
+                client.wakeUp()
+            }
+            fetchEnded()
+        }
+        buffer.append(batch)
+        dropRevokedPartitions()
+        if mode != .none && !batch.isEmpty && lifecycle == .open {
+            let client = self.client
+            let decode = mode == .decoded
+            readAhead = Task.detached { await client.fetchAhead(maximum: maximum, decode: decode) }
+        }
+    }
+
+    /// The batch taken ahead, if any (waiting for it to arrive).
+    func takeReadAhead() async -> [RDKafkaMessage] {
+        guard let pending = readAhead else { return [] }
+        readAhead = nil
+        fetchInFlight = true
+        let batch = await pending.value
+        lastFetch = .now
+        fetchEnded()
+        return batch
+    }
+
+    /// Moves a batch taken ahead into the buffer: before the buffer is searched or cut.
+    func absorbReadAhead() async {
+        guard readAhead != nil, !fetchInFlight else { return }
+        buffer.append(await takeReadAhead())
+        dropRevokedPartitions()
+    }
+
+    func fetchEnded() {
+        fetchInFlight = false
+        lastFetch = .now
+        for waiter in fetchWaiters { waiter.resume() }
+        fetchWaiters = []
+    }
+
+    /// librdkafka runs rebalance callbacks only inside a consume call, and leaves the group
+    /// when it is not asked for messages for `max.poll.interval.ms`. A loop body that is
+    /// slow but alive must neither hold up a rebalance nor cost the member its partitions:
+    /// while the reader is busy, librdkafka is asked every 100 ms (taking at most one
+    /// message), and after half of `max.poll.interval.ms` the assignment is paused (which
+    /// drops librdkafka's prefetched messages, bounding memory) while the polling goes on.
+    /// The next read resumes fetching where it stopped.
+    func startKeepAlive() {
+        let pauseAfter = Self.maxPollInterval(configuration.properties) / 2
+        keepAlive = Task { [weak self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: Self.serviceInterval)
+                guard let self else { return }
+                await self.serviceWhileBusy(pauseAfter: pauseAfter)
+            }
+        }
+    }
+
+    static func maxPollInterval(_ properties: [String: String]) -> Duration {
+        let milliseconds = properties["max.poll.interval.ms"].flatMap { Int64($0) } ?? 300_000
+        return .milliseconds(max(1, milliseconds))
+    }
+
+    /// Asks librdkafka for at most one message if it has not been asked for 100 ms, which
+    /// serves its callbacks; pauses the assignment when the reader has been busy for
+    /// `pauseAfter`.
+    func serviceWhileBusy(pauseAfter: Duration) async {
+        guard lifecycle == .open else { return }
+        // The events the reader finished reach librdkafka's auto-commit within this interval,
+        // also while the reader is still working through its batch.
+        reading.batch?.withFinished { client.store(after: $0) }
+        guard subscription != nil, !fetchInFlight else { return }
+        // A batch taken ahead came from librdkafka before anything taken now.
+        await absorbReadAhead()
+        guard lifecycle == .open, !fetchInFlight else { return }
+        let now = ContinuousClock.now
+        // A reader that took an event from its batch since the last look is not busy.
+        if let handedOut = reading.batch?.progress.handedOut, handedOut != lastHandedOut {
+            lastHandedOut = handedOut
+            lastRead = now
+        }
+        guard now - lastFetch >= Self.serviceInterval else { return }
+        if now - lastRead >= pauseAfter {
+            if !pausedForKeepAlive {
+                logger.debug("the reader is busy: fetching paused, group membership kept alive")
+            }
+            // Again each time: a rebalance meanwhile may have assigned new partitions.
+            pausedForKeepAlive = true
+            client.setPaused(true, client.assignment.sorted())
+        }
+        lastFetch = now
+        buffer.append(client.fetchAvailable(maximum: 1))
+        dropRevokedPartitions()
+    }
+
+    /// After a rebalance, messages of partitions this member no longer owns are dropped:
+    /// their new owner reads them from the committed offset.
+    func dropRevokedPartitions() {
+        guard configuration.groupID != nil else { return }
+        let (generation, assignment) = client.context.state.withLock { ($0.generation, $0.assignment) }
+        guard generation != seenGeneration else { return }
+        seenGeneration = generation
+        buffer.drop { !assignment.contains($0) }
+        for partition in heldWhilePaused.keys where !assignment.contains(partition) {
+            for message in heldWhilePaused.removeValue(forKey: partition) ?? [] { message.destroy() }
+        }
+    }
+}

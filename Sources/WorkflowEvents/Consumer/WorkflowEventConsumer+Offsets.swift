@@ -1,0 +1,204 @@
+// Committing, seeking and asking where a partition stands.
+import Foundation
+import Logging
+import Metrics
+import Synchronization
+import Tracing
+
+extension WorkflowEventConsumer {
+    /// Commits the offsets of everything delivered so far and waits for the broker to
+    /// confirm. Called from a loop body (or a `consumeEvents` handler), it includes the event
+    /// in hand, which that body has processed; a loop left with `break` or a throw, or a
+    /// stream released, holds no event.
+    ///
+    /// - Throws: ``WorkflowEventsError`` `groupRequired` without a `groupID`; ``KafkaError``
+    ///   when the broker refuses.
+    public func commit() async throws {
+        try checkOpen("commit")
+        try checkGroup("commit")
+        reclaimReleasedReaders()
+        reading.batch?.withOffsetsForCommit { client.store(after: $0) }
+        storePolledOffsets()
+        try await client.commit(nil)
+    }
+
+    /// Commits the given next-offsets (Kafka's convention: the offset of the next record to
+    /// read) and waits for the broker to confirm.
+    public func commit(_ offsets: [TopicPartition: Int64]) async throws {
+        try checkOpen("commit")
+        try checkGroup("commit")
+        guard !offsets.isEmpty else { return }
+        let entries = offsets.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+        client.store(entries)
+        try await client.commit(entries)
+    }
+
+    /// The committed next-offset of each partition given, nil where the group has none.
+    public func committed(_ partitions: [TopicPartition]) async throws -> [TopicPartition: Int64] {
+        try checkOpen("committed")
+        try checkGroup("committed")
+        return try await client.committed(partitions, timeout: configuration.connectionTimeout)
+    }
+
+    /// The end offset, committed offset and lag of each partition of `topics`, for this
+    /// consumer's group; the consumer need not be subscribed, nor a member of the group.
+    ///
+    /// - Throws: ``WorkflowEventsError`` `groupRequired` without a `groupID`; ``KafkaError``
+    ///   when a topic does not exist or the cluster does not answer within the
+    ///   configuration's `connectionTimeout`.
+    public func lag(topics: [String]) async throws -> [PartitionLag] {
+        try checkOpen("lag")
+        try checkGroup("lag")
+        try await checkConnection(for: "lag of \(topics)")
+        let partitions = try await client.partitions(of: topics, timeout: configuration.connectionTimeout)
+        return try await lag(of: partitions)
+    }
+
+    /// The end offset, committed offset and lag of each partition assigned to this consumer.
+    public func lag() async throws -> [PartitionLag] {
+        try checkOpen("lag")
+        try checkGroup("lag")
+        return try await lag(of: client.assignment.sorted())
+    }
+
+    func lag(of partitions: [TopicPartition]) async throws -> [PartitionLag] {
+        let committed = try await client.committed(partitions, timeout: configuration.connectionTimeout)
+        var result: [PartitionLag] = []
+        result.reserveCapacity(partitions.count)
+        for partition in partitions.sorted() {
+            let (low, high) = try await client.watermarks(partition, timeout: configuration.connectionTimeout)
+            result.append(
+                PartitionLag(partition: partition, committedOffset: committed[partition], lowWatermark: low, endOffset: high))
+        }
+        return result
+    }
+
+    /// The names of the cluster's topics, Kafka's internal ones (`__consumer_offsets`...) left out.
+    public func topics() async throws -> [String] {
+        try checkOpen("topics")
+        try await checkConnection(for: "list topics")
+        return try await client.topicNames(timeout: configuration.connectionTimeout).filter { !$0.hasPrefix("__") }.sorted()
+    }
+
+    /// Makes `offset` the next record read from `partition`.
+    ///
+    /// Right after ``subscribe(_:)`` this waits, up to the configuration's
+    /// `assignmentTimeout`, for the group to assign the partition.
+    ///
+    /// - Throws: ``WorkflowEventsError`` `partitionNotAssigned` when the group gives the
+    ///   partition to another member or does not assign it in time.
+    public func seek(_ partition: TopicPartition, to offset: Int64) async throws {
+        try checkOpen("seek")
+        try checkNotProcessing("seek")
+        reclaimReleasedReaders()
+        guard offset >= 0 else {
+            throw WorkflowEventsError(.invalidConfiguration, "seek to \(offset) on \(partition): an offset is never negative")
+        }
+        let appliedAtAssignment = try await waitForAssignment(of: partition, pendingSeek: offset)
+        if !appliedAtAssignment {
+            // The seek owns the fetch path while librdkafka moves the position: a fetch of the
+            // keep-alive meanwhile would take a message from the old position.
+            while fetchInFlight { await withCheckedContinuation { fetchWaiters.append($0) } }
+            await absorbReadAhead()
+            fetchInFlight = true
+            if let batch = reading.batch {
+                // Events finished before the seek count; the one in hand, from before it, not.
+                batch.withFinished { client.store(after: $0) }
+                putBack(batch.cut(sought: partition))
+            }
+            buffer.drop { $0 == partition }
+            for message in heldWhilePaused.removeValue(forKey: partition) ?? [] { message.destroy() }
+            do {
+                try await client.seek(partition, to: offset, timeout: configuration.connectionTimeout)
+            } catch {
+                fetchEnded()
+                throw error
+            }
+            fetchEnded()
+        }
+        seekPositions[partition] = offset
+        logger.debug("seek", metadata: Self.coordinates(partition.topic, partition.partition, offset))
+    }
+
+    /// The offset of the next record this consumer will deliver from `partition`.
+    ///
+    /// Before anything was read it is the committed offset, or else where the reset policy
+    /// starts. Waits for the assignment as ``seek(_:to:)`` does.
+    public func position(_ partition: TopicPartition) async throws -> Int64 {
+        try checkOpen("position")
+        try checkNotProcessing("ask for a position")
+        reclaimReleasedReaders()
+        _ = try await waitForAssignment(of: partition, pendingSeek: nil)
+        await absorbReadAhead()
+        if let offset = reading.batch?.firstWaitingOffset(of: partition) { return offset }
+        if let offset = heldWhilePaused[partition]?.first?.offset { return offset }
+        if let offset = buffer.firstOffset(of: partition) { return offset }
+        if let offset = seekPositions[partition] { return offset }
+        if let offset = try client.position(partition) { return offset }
+        if configuration.groupID != nil,
+            let offset = try await client.committed([partition], timeout: configuration.connectionTimeout)[partition]
+        {
+            return offset
+        }
+        let (low, high) = try await client.watermarks(partition, timeout: configuration.connectionTimeout)
+        switch configuration.autoOffsetReset {
+        case .earliest: return low
+        case .latest: return high
+        case .none:
+            throw KafkaError(
+                code: .autoOffsetReset, message: "\(partition) has no committed offset and autoOffsetReset is .none",
+                operation: "position")
+        }
+    }
+
+    /// Polls until `partition` is assigned. Returns whether a pending seek was applied as
+    /// the partition's start offset by the assignment itself.
+    func waitForAssignment(of partition: TopicPartition, pendingSeek: Int64?) async throws -> Bool {
+        if subscription == nil {
+            throw WorkflowEventsError(
+                .partitionNotAssigned, "\(partition) is not assigned: call subscribe(_:) before seek or position")
+        }
+        let deadline = ContinuousClock.now.advanced(by: configuration.assignmentTimeout)
+        var registered = false
+        while true {
+            let (isAssigned, assignment, stillPending) = client.context.state.withLock { state in
+                (state.assignment.contains(partition), state.assignment, state.pendingSeeks[partition] != nil)
+            }
+            if isAssigned {
+                if registered {
+                    if stillPending {
+                        client.context.state.withLock { $0.pendingSeeks[partition] = nil }
+                        return false
+                    }
+                    return true
+                }
+                return false
+            }
+            if !assignment.isEmpty {
+                // The group has given this member its share, and this partition is not in it.
+                clearPendingSeek(partition, registered)
+                let owned = assignment.filter { $0.topic == partition.topic }.map(\.partition).sorted()
+                throw WorkflowEventsError(
+                    .partitionNotAssigned,
+                    "\(partition) is assigned to another member of group '\(configuration.groupID ?? "")'; this consumer has partitions \(owned) of '\(partition.topic)'")
+            }
+            if ContinuousClock.now >= deadline {
+                clearPendingSeek(partition, registered)
+                throw WorkflowEventsError(
+                    .partitionNotAssigned,
+                    "\(partition) was not assigned to this consumer within \(configuration.assignmentTimeout)")
+            }
+            if let pendingSeek, !registered {
+                client.context.state.withLock { $0.pendingSeeks[partition] = pendingSeek }
+                registered = true
+            }
+            try checkOpen("wait for the assignment of \(partition)")
+            try await fill(until: min(deadline, ContinuousClock.now.advanced(by: .milliseconds(200))))
+            if let error = client.takeErrorToThrow() { throw error }
+        }
+    }
+
+    func clearPendingSeek(_ partition: TopicPartition, _ registered: Bool) {
+        if registered { client.context.state.withLock { $0.pendingSeeks[partition] = nil } }
+    }
+}

@@ -1,0 +1,251 @@
+// The ways of reading: streams, callback loops and poll.
+import Foundation
+import Logging
+import Metrics
+import Synchronization
+import Tracing
+
+extension WorkflowEventConsumer {
+    /// The events of `topics`, in order per partition, until the reading task is cancelled,
+    /// the consumer is closed, or (when `idleTimeout` is set) no event has come for that
+    /// long. Subscribes on the first iteration. A new group member's idle time counts from
+    /// its first assignment, since joining a group takes seconds.
+    ///
+    /// Each event's offset is stored once the loop asks for the next one, that is once its
+    /// body has returned. Cancelling the iterating task closes the consumer; the event in
+    /// hand then is not stored (a body that threw because it was cancelled has not finished,
+    /// and the stream cannot tell it from one that returned), and the group's next owner
+    /// reads it again. When the cancellation lands between two iterations, the close
+    /// completes just after the loop has ended;
+    /// ``withWorkflowEventConsumer(configuration:logger:isolation:_:)`` always waits for it.
+    /// Leaving the loop with `break` or a thrown error, or the stream ending after
+    /// `idleTimeout`, leaves the consumer open for `commit`, more reading or `close`; the
+    /// event in hand at a `break` or a throw is not stored, and the next read delivers it
+    /// again.
+    ///
+    /// One reader at a time: while a stream holds an event (until its loop ends and the
+    /// stream is released), another stream, ``consumeEvents(topics:timeout:_:)``,
+    /// ``poll(timeout:)`` or `process` throws ``WorkflowEventsError`` `readerBusy`.
+    public nonisolated func events(
+        topics: [String], idleTimeout: Duration? = nil
+    ) -> AsyncThrowingStream<WorkflowEvent, any Error> {
+        let reader = Self.makeReaderID()
+        let watch = StreamCancellationWatch(consumer: self, reader: reader)
+        let batch = ReaderBatch()
+        return AsyncThrowingStream(unfolding: { [self] in
+            defer { watch.check() }
+            // Most events come from the batch in hand, without a call to the actor.
+            while true {
+                if let event = batch.nextEvent() { return event }
+                guard try await self.refill(batch, reader: reader, topics: topics, idle: idleTimeout) else { return nil }
+            }
+        })
+    }
+
+    /// The same stream as ``events(topics:idleTimeout:)``, with each event's topic,
+    /// partition, offset, key, headers and timestamp.
+    public nonisolated func messages(
+        topics: [String], idleTimeout: Duration? = nil
+    ) -> AsyncThrowingStream<WorkflowEventMessage, any Error> {
+        let reader = Self.makeReaderID()
+        let watch = StreamCancellationWatch(consumer: self, reader: reader)
+        let batch = ReaderBatch()
+        return AsyncThrowingStream(unfolding: { [self] in
+            defer { watch.check() }
+            while true {
+                if let message = batch.nextMessage(withCoordinates: true) { return message }
+                guard try await self.refill(batch, reader: reader, topics: topics, idle: idleTimeout) else { return nil }
+            }
+        })
+    }
+
+    /// Calls `handler` with each event of `topics` (the seed's `consume_events`).
+    ///
+    /// Returns when no new event has come for `timeout` (the configuration's
+    /// `consumerTimeout` when nil; for a new group member, counted from its first
+    /// assignment), or when the calling task is cancelled (which closes the consumer). A
+    /// handler that throws is retried under the configuration's `retryPolicy`, then logged,
+    /// counted and dead-lettered (when there is a `deadLetterTopic`), and the next event
+    /// follows. A handler that ends because its task was cancelled has not finished: its
+    /// event is neither retried, counted, dead-lettered nor stored, and the consumer closes.
+    ///
+    /// - Returns: How many events were passed to `handler`.
+    @discardableResult
+    nonisolated(nonsending) public func consumeEvents(
+        topics: [String],
+        timeout: Duration? = nil,
+        _ handler: (WorkflowEvent) async throws -> Void
+    ) async throws -> Int {
+        try await handleEach(topics: topics, idle: timeout ?? configuration.consumerTimeout, stop: nil, handler)
+    }
+
+    /// Calls `handler` with each event of `topics` until ``stopServing()`` is called or the
+    /// calling task is cancelled (which closes the consumer): a service's main loop. The
+    /// event in hand finishes first; the consumer stays open for `close()`. Handler errors
+    /// follow the rules of ``consumeEvents(topics:timeout:_:)``.
+    ///
+    /// - Returns: How many events were passed to `handler`.
+    @discardableResult
+    nonisolated(nonsending) public func serve(
+        topics: [String],
+        _ handler: (WorkflowEvent) async throws -> Void
+    ) async throws -> Int {
+        try await handleEach(topics: topics, idle: nil, stop: serveStop, handler)
+    }
+
+    /// Ends ``serve(topics:_:)`` after the event in hand, from any thread. Called while no
+    /// `serve` runs, it ends the next one at once; a later `serve` serves again.
+    public nonisolated func stopServing() {
+        serveStop.set()
+        client.wakeUp()
+    }
+
+
+    nonisolated(nonsending) func handleEach(
+        topics: [String], idle: Duration?, stop: StopFlag?, _ handler: (WorkflowEvent) async throws -> Void
+    ) async throws -> Int {
+        let reader = Self.makeReaderID()
+        let batch = ReaderBatch()
+        var handled = 0
+        // The key, headers and topic cost allocations per event: read only when a span
+        // needs them (a failure reads them from the message still held).
+        let tracing = !(InstrumentationSystem.tracer is NoOpTracer)
+        defer { if stop != nil { serveStop.clear() } }
+        while stop?.isSet != true {
+            // A cancelled task takes no further event from the batch: the refill closes.
+            var next = Task.isCancelled ? nil : batch.nextMessage(withCoordinates: tracing)
+            if next == nil, try await refill(batch, reader: reader, topics: topics, idle: idle, stop: stop) {
+                next = batch.nextMessage(withCoordinates: tracing)
+            }
+            guard let message = next else { break }
+            let started = ContinuousClock.now
+            let outcome = await callWithRetries(
+                configuration.retryPolicy,
+                onRetry: { error, failures in
+                    await recordHandlerRetry(error, message: batch.inHand()?.message ?? message, failures: failures)
+                }
+            ) {
+                try await Self.withEventSpan(message, group: configuration.groupID) { try await handler(message.event) }
+            }
+            metrics.handlerDuration.record(since: started)
+            switch outcome {
+            case .succeeded:
+                break
+            case .failed(let error):
+                do {
+                    try await recordHandlerFailure(error, held: batch.inHand(), message: message)
+                } catch {
+                    await release(reader: reader)
+                    throw error
+                }
+            case .abandoned:
+                // Cancelled: the event is not done, so it is not stored; the consumer closes
+                // and the next owner reads it again.
+                await close()
+                return handled + 1
+            }
+            handled += 1
+        }
+        // Stopped (serve): the event in hand has finished.
+        await finishReading(reader: reader, batch: batch)
+        return handled
+    }
+
+    /// Takes the records that arrive within `timeout`, at most `maxPollRecords` (500 when
+    /// nil), grouped by partition; returns as soon as there is at least one. Records are raw:
+    /// validate them with ``ConsumerRecord/event()``.
+    ///
+    /// The records of one `poll` count as processed at the next `poll`, `commit` or `close`.
+    public func poll(timeout: Duration = .milliseconds(1000)) async throws -> [TopicPartition: [ConsumerRecord]] {
+        try checkOpen("poll")
+        reclaimReleasedReaders()
+        try checkNoReader("poll")
+        guard subscription != nil else {
+            throw WorkflowEventsError(.invalidConfiguration, "poll needs a subscription: call subscribe(_:) first")
+        }
+        storePolledOffsets()
+        lastRead = .now
+        let limit = configuration.maxPollRecords ?? 500
+        let deadline = ContinuousClock.now.advanced(by: timeout)
+        var records: [TopicPartition: [ConsumerRecord]] = [:]
+        // Next offsets of what this call returns: recorded only once it returns them.
+        var taken: [TopicPartition: Int64] = [:]
+        var count = 0
+        polling: while true {
+            while count < limit, let message = buffer.popFirst() {
+                if message.isError {
+                    guard let error = errorToThrow(message) else {
+                        message.destroy()
+                        continue
+                    }
+                    if count > 0 {
+                        // The records before it are returned first; the error comes next time.
+                        buffer.prepend([message])
+                        break polling
+                    }
+                    message.destroy()
+                    throw error
+                }
+                defer { message.destroy() }
+                let record = message.record
+                let partition = record.topicPartition
+                taken[partition] = record.offset + 1
+                records[partition, default: []].append(record)
+                count += 1
+            }
+            if count > 0 || ContinuousClock.now >= deadline { break }
+            if Task.isCancelled {
+                await close()
+                throw CancellationError()
+            }
+            try checkOpen("poll")
+            try await fill(until: deadline, readAhead: .raw)
+        }
+        for (partition, next) in taken {
+            seekPositions[partition] = nil
+            polledOffsets[partition] = next
+        }
+        counters.eventsDelivered += count
+        metrics.events.increment(by: count)
+        if count > 0 { lastEventTime = Date() }
+        return records
+    }
+}
+
+
+/// `AsyncThrowingStream(unfolding:)` ends an iteration whose task is cancelled without
+/// calling its closure again, and releases the closure: this watch, captured by the
+/// closure, sees that release and closes the consumer. The release usually happens on the
+/// cancelled task itself; but when the cancellation lands just as the closure returns an
+/// event, the stream's cancellation handler releases it on the cancelling task. So the
+/// closure also records, after each element, whether its task was cancelled by then.
+/// Released with no cancellation seen (a `break`, a thrown error, a dropped stream), it
+/// hands the reader's turn back, so that its event in hand is read again.
+private final class StreamCancellationWatch: Sendable {
+    let consumer: WorkflowEventConsumer
+    let reader: Int
+    let sawCancellation = Atomic<Bool>(false)
+
+    init(consumer: WorkflowEventConsumer, reader: Int) {
+        self.consumer = consumer
+        self.reader = reader
+    }
+
+    /// Called by the stream's closure before it returns an element.
+    func check() {
+        if Task.isCancelled { sawCancellation.store(true, ordering: .releasing) }
+    }
+
+    deinit {
+        // Cancelled: the consumer closes, and the event in hand is not stored (the loop body
+        // may have ended because of the cancellation, by a throw the stream cannot see).
+        // Released otherwise (a `break`, a thrown error, a dropped stream): the reader lets
+        // go of the consumer, and its event in hand is delivered again by the next read.
+        if Task.isCancelled || sawCancellation.load(ordering: .acquiring) {
+            let consumer = consumer
+            Task { await consumer.close() }
+        } else {
+            consumer.releasedReaders.insert(reader)
+        }
+    }
+}
