@@ -1,0 +1,147 @@
+// process: what is committed, when partitions pause and resume, how they are handed over, and how it stops.
+import Dispatch
+import DequeModule
+import Foundation
+import Logging
+import CoreMetrics
+import Synchronization
+
+extension OrderedProcessor {
+    // MARK: Offsets and flow control
+
+    /// Stores, for each partition, the first offset not finished (when it moved).
+    func storeProgress() {
+        var entries: [(TopicPartition, Int64)] = []
+        for (partition, state) in progress {
+            let committable = state.committable
+            if committable > state.stored {
+                progress[partition]!.stored = committable
+                entries.append((partition, committable))
+            }
+        }
+        client.store(entries)
+    }
+
+    /// Pauses a partition that holds too many unfinished events (every partition when the
+    /// total is reached), and resumes it when there is room again. Looks at `touched` only,
+    /// unless the total crossed its limit.
+    func applyFlowControl(_ touched: some Sequence<TopicPartition>) {
+        guard !draining else { return }
+        let full = inMemory >= limits.maxBufferedEvents
+        let partitions: [TopicPartition] = full != totalFull ? Array(client.assignment) : Array(touched)
+        totalFull = full
+        var pause: [TopicPartition] = []
+        var resume: [TopicPartition] = []
+        for partition in partitions {
+            guard var state = progress[partition] else {
+                // Not read from yet: paused with the others while the total is full, or its
+                // messages would keep coming until its first batch is seen.
+                if full, !pausedUnseen.contains(partition) {
+                    pausedUnseen.insert(partition)
+                    pause.append(partition)
+                } else if !full, pausedUnseen.remove(partition) != nil {
+                    resume.append(partition)
+                }
+                continue
+            }
+            if pausedUnseen.remove(partition) != nil {
+                state.paused = true
+                progress[partition] = state
+            }
+            let shouldPause = full || state.inMemory >= limits.maxBufferedEventsPerPartition
+            if shouldPause != state.paused {
+                state.paused = shouldPause
+                progress[partition] = state
+                if shouldPause { pause.append(partition) } else { resume.append(partition) }
+            }
+        }
+        client.setPaused(true, pause)
+        client.setPaused(false, resume)
+    }
+
+    // MARK: Revocation
+
+    func revoke(
+        _ partitions: [TopicPartition], lost: Bool, reply: @escaping @Sendable ([(TopicPartition, Int64)]) -> Void
+    ) {
+        let revoked = Set(partitions)
+        // Events not started are dropped: the next owner reads them from the commit.
+        for (key, queue) in pending {
+            var kept = queue
+            kept.removeAll { item in
+                guard revoked.contains(item.partition) else { return false }
+                item.message.destroy()
+                inMemory -= 1
+                progress[item.partition]?.inMemory -= 1
+                return true
+            }
+            pending[key] = kept.isEmpty ? nil : kept
+        }
+        revocationTokens += 1
+        let revocation = Revocation(token: revocationTokens, partitions: lost ? [] : revoked, reply: reply)
+        if lost {
+            // Lost partitions cannot be committed: their handlers' results no longer count.
+            for partition in revoked { progress[partition] = nil }
+            reply([])
+            return
+        }
+        revocations.append(revocation)
+        timers.schedule(.revocationDeadline(revocation.token), after: limits.drainTimeout)
+        completeRevocation(token: revocation.token, timedOut: false)
+    }
+
+    /// Hands the partitions over once their handlers in flight have ended, or at the
+    /// deadline: stores their finished run (librdkafka commits it as it unassigns them).
+    func completeRevocation(token: Int, timedOut: Bool) {
+        guard let index = revocations.firstIndex(where: { $0.token == token }) else { return }
+        let revocation = revocations[index]
+        let busy = running.values.contains { revocation.partitions.contains($0.partition) }
+        guard !busy || timedOut else { return }
+        if busy {
+            logger.info("handing over partitions while their handlers still run", metadata: ["partitions": "\(revocation.partitions.sorted())"])
+        }
+        storeProgress()
+        let entries = revocation.partitions.compactMap { partition in
+            progress[partition].flatMap { $0.next >= 0 ? (partition, $0.committable) : nil }
+        }
+        for partition in revocation.partitions { progress[partition] = nil }
+        revocations.remove(at: index)
+        revocation.reply(entries)
+    }
+
+    // MARK: Stopping
+
+    func beginDraining() {
+        guard !draining else { return }
+        draining = true
+        stopFetcher()
+        // Not started: dropped, read again by whoever reads next.
+        for (_, queue) in pending {
+            var queue = queue
+            while let item = queue.popFirst() {
+                item.message.destroy()
+                inMemory -= 1
+                progress[item.partition]?.inMemory -= 1
+            }
+        }
+        pending = [:]
+        ready = Deque()
+        if !running.isEmpty { timers.schedule(.drainDeadline, after: limits.drainTimeout) }
+    }
+
+    func flushCounters() async {
+        let counts = pendingCounts
+        let newlyDelivered = delivered
+        let peakNow = peak
+        delivered = 0
+        pendingCounts = (0, 0, 0)
+        if counts.invalid > 0 { await consumer.count(\.invalidEvents, counts.invalid) }
+        if counts.tombstones > 0 { await consumer.count(\.tombstones, counts.tombstones) }
+        if counts.failures > 0 { await consumer.count(\.handlerFailures, counts.failures) }
+        if newlyDelivered > 0 { await consumer.count(\.eventsDelivered, newlyDelivered) }
+        if peakNow > reportedPeak {
+            reportedPeak = peakNow
+            await consumer.notePeakInProcessing(peakNow)
+        }
+    }
+}
