@@ -1,4 +1,4 @@
-.PHONY: demo test sanitize bench bench-check reliability deps
+.PHONY: demo test lint sanitize bench bench-check reliability deps
 
 deps:
 	@bash scripts/install-dependencies.sh
@@ -8,6 +8,10 @@ demo: deps
 
 test: deps
 	swift test
+
+# The formatter's rules (.swift-format), as CI checks them; `swift format format -i -r .` applies them.
+lint:
+	swift format lint --strict -r Sources Tests Examples Benchmarks Package.swift
 
 # Use after free is what this pass looks for; XCTest's runner leaks a few objects at exit,
 # which LeakSanitizer would report.

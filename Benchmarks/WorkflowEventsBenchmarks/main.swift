@@ -5,9 +5,9 @@
 //   swift run -c release workflow-events-benchmarks [--events N] [--partitions P] [--repetitions R]
 //       [--only limit|decode|stream|callback|poll|latency] [--python Benchmarks/python/consume.py]
 import CRDKafka
-import MallocCounter
 import Foundation
 import Logging
+import MallocCounter
 import Synchronization
 import WorkflowEvents
 import WorkflowEventsTesting
@@ -23,7 +23,8 @@ struct Options {
     /// msgspec, with Pydantic) on the same cluster, and msgspec decoding the same documents.
     var python: String?
 
-    static let usage = "usage: workflow-events-benchmarks [--events N] [--partitions P] [--repetitions R] [--only limit|decode|stream|callback|poll|latency] [--python Benchmarks/python/consume.py]\n"
+    static let usage =
+        "usage: workflow-events-benchmarks [--events N] [--partitions P] [--repetitions R] [--only limit|decode|stream|callback|poll|latency] [--python Benchmarks/python/consume.py]\n"
 
     init(_ arguments: [String]) {
         var iterator = arguments.dropFirst().makeIterator()
@@ -103,7 +104,9 @@ func rawLoop(bootstrap: String, topic: String, partitions: Int, count: Int) -> D
             idle += 1
             if idle == 10 {
                 let lost = deletedMessages(handle, topic: topic, partitions: partitions)
-                fatalError("the raw loop read \(received) of \(count) messages, then nothing for 10 s; the mock cluster deleted \(lost) old messages (its retention): use more partitions or fewer events")
+                fatalError(
+                    "the raw loop read \(received) of \(count) messages, then nothing for 10 s; the mock cluster deleted \(lost) old messages (its retention): use more partitions or fewer events"
+                )
             }
         }
         for index in 0..<max(0, n) {
@@ -410,9 +413,12 @@ nonisolated func run(_ options: Options) async throws {
     let deleted = deletedMessages(checker, topic: topic, partitions: options.partitions)
     rd_kafka_destroy(checker)
     guard deleted == 0 else {
-        fatalError("the mock cluster has already deleted \(deleted) of the \(options.events) events (its retention): use more partitions or fewer events")
+        fatalError(
+            "the mock cluster has already deleted \(deleted) of the \(options.events) events (its retention): use more partitions or fewer events")
     }
-    print("\(options.events) events of \(averageSize) bytes on \(options.partitions) partitions; librdkafka \(String(cString: rd_kafka_version_str())); median of \(options.repetitions)")
+    print(
+        "\(options.events) events of \(averageSize) bytes on \(options.partitions) partitions; librdkafka \(String(cString: rd_kafka_version_str())); median of \(options.repetitions)"
+    )
 
     // Each loop's rate, and the heap allocations of the whole process during it per event.
     var rates: [String: [Double]] = [:]
@@ -446,7 +452,9 @@ nonisolated func run(_ options: Options) async throws {
         }
     }
     if let only = options.only, only != "latency" {
-        print(String(format: "%@: %.0f events/s, %.2f allocations/event", only as NSString, median(rates[only] ?? [0]), median(allocations[only] ?? [0])))
+        print(
+            String(
+                format: "%@: %.0f events/s, %.2f allocations/event", only as NSString, median(rates[only] ?? [0]), median(allocations[only] ?? [0])))
         return
     }
     if options.only == nil {
@@ -466,7 +474,8 @@ nonisolated func run(_ options: Options) async throws {
             let rate = median(rates[name]!)
             let perEvent = median(allocations[name]!)
             let ratio = name == "decode" ? "-" : String(format: "%.2f", rate / limitRate)
-            let beyond = ["stream", "callback", "poll"].contains(name)
+            let beyond =
+                ["stream", "callback", "poll"].contains(name)
                 ? String(format: "%.2f", perEvent - limitAllocations - decodeAllocations) : "-"
             print(String(format: "| %@ | %.0f | %@ | %.2f | %@ |", label as NSString, rate, ratio as NSString, perEvent, beyond as NSString))
         }
@@ -481,7 +490,10 @@ nonisolated func run(_ options: Options) async throws {
             }
             print(String(format: "| msgspec decode only (same documents, no Kafka) | %.0f | - | - | - |", median(rates["msgspec-decode"]!)))
             let stream = median(rates["stream"]!)
-            print(String(format: "stream ÷ Python with msgspec: %.2f×; ÷ Python with Pydantic: %.2f×", stream / median(rates["python-msgspec"]!), stream / median(rates["python-pydantic"]!)))
+            print(
+                String(
+                    format: "stream ÷ Python with msgspec: %.2f×; ÷ Python with Pydantic: %.2f×", stream / median(rates["python-msgspec"]!),
+                    stream / median(rates["python-pydantic"]!)))
             print(String(format: "decode only ÷ msgspec decode only: %.2f×", median(rates["decode"]!) / median(rates["msgspec-decode"]!)))
         }
 
@@ -521,7 +533,9 @@ nonisolated func run(_ options: Options) async throws {
         shutdowns.append(try await shutdown(bootstrap: cluster.bootstrapServers, topic: topic))
     }
     print("")
-    print("| latency at 10,000 events/s, produce to loop body (fetch.wait.max.ms 1; 20,000 events, the first 2,000 are warm-up) | stream, ms | raw librdkafka loop, ms |")
+    print(
+        "| latency at 10,000 events/s, produce to loop body (fetch.wait.max.ms 1; 20,000 events, the first 2,000 are warm-up) | stream, ms | raw librdkafka loop, ms |"
+    )
     print("| --- | --- | --- |")
     print(String(format: "| p50 | %.2f | %.2f |", median(p50), median(rawP50)))
     print(String(format: "| p99 | %.2f | %.2f |", median(p99), median(rawP99)))
@@ -560,19 +574,29 @@ nonisolated func run(_ options: Options) async throws {
     print("| --- | --- | --- |")
     for (name, label) in [("stream", "stream"), ("callback", "callback"), ("poll", "poll(500)")] {
         let ratio = median(rates[name]!) / limitRate
-        print(String(format: "| %@ ≥ 0.6 × limit | %.2f × | %@ |", label as NSString, ratio,
-            verdict(ratio >= 0.6, String(format: "%.1f times short", 0.6 / ratio)) as NSString))
+        print(
+            String(
+                format: "| %@ ≥ 0.6 × limit | %.2f × | %@ |", label as NSString, ratio,
+                verdict(ratio >= 0.6, String(format: "%.1f times short", 0.6 / ratio)) as NSString))
     }
     let decodeRate = median(rates["decode"]!)
-    print(String(format: "| decode ≥ 1,000,000 events/s | %.0f | %@ |", decodeRate,
-        verdict(decodeRate >= 1_000_000, String(format: "%.0f %% short", (1 - decodeRate / 1_000_000) * 100)) as NSString))
+    print(
+        String(
+            format: "| decode ≥ 1,000,000 events/s | %.0f | %@ |", decodeRate,
+            verdict(decodeRate >= 1_000_000, String(format: "%.0f %% short", (1 - decodeRate / 1_000_000) * 100)) as NSString))
     let beyond = median(allocations["stream"]!) - median(allocations["limit"]!) - median(allocations["decode"]!)
-    print(String(format: "| ≤ 3 allocations per event beyond the event's own (stream) | %.2f | %@ |", beyond,
-        verdict(beyond <= 3, String(format: "%.2f over", beyond - 3)) as NSString))
-    print(String(format: "| p99 latency < 5 ms at 10,000 events/s | %.2f ms | %@ |", median(p99),
-        verdict(median(p99) < 5, String(format: "%.2f ms over", median(p99) - 5)) as NSString))
-    print(String(format: "| shutdown < 100 ms | %.1f ms | %@ |", median(shutdowns),
-        verdict(median(shutdowns) < 100, String(format: "%.1f ms over", median(shutdowns) - 100)) as NSString))
+    print(
+        String(
+            format: "| ≤ 3 allocations per event beyond the event's own (stream) | %.2f | %@ |", beyond,
+            verdict(beyond <= 3, String(format: "%.2f over", beyond - 3)) as NSString))
+    print(
+        String(
+            format: "| p99 latency < 5 ms at 10,000 events/s | %.2f ms | %@ |", median(p99),
+            verdict(median(p99) < 5, String(format: "%.2f ms over", median(p99) - 5)) as NSString))
+    print(
+        String(
+            format: "| shutdown < 100 ms | %.1f ms | %@ |", median(shutdowns),
+            verdict(median(shutdowns) < 100, String(format: "%.1f ms over", median(shutdowns) - 100)) as NSString))
 }
 
 /// Peak resident memory of this process so far, in MiB: the kernel's VmHWM (getrusage's

@@ -14,7 +14,12 @@ import WorkflowEvents
 final class Seen: Sendable {
     private let state = Mutex<(byWorkflow: [String: [Int]], running: Int, peak: Int)>(([:], 0, 0))
 
-    func begin() { state.withLock { $0.running += 1; $0.peak = max($0.peak, $0.running) } }
+    func begin() {
+        state.withLock {
+            $0.running += 1
+            $0.peak = max($0.peak, $0.running)
+        }
+    }
 
     func end(_ event: WorkflowEvent) -> Int {
         state.withLock { state in

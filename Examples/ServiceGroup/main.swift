@@ -8,8 +8,8 @@ import ExampleSupport
 import Logging
 import Metrics
 import Prometheus
-import Synchronization
 import ServiceLifecycle
+import Synchronization
 import UnixSignals
 import WorkflowEvents
 import WorkflowEventsService
@@ -40,7 +40,12 @@ nonisolated func serviceGroup(_ setting: ExampleSetting) async throws {
 /// Events handled so far.
 final class HandledCount: Sendable {
     private let count = Mutex(0)
-    func next() -> Int { count.withLock { $0 += 1; return $0 } }
+    func next() -> Int {
+        count.withLock {
+            $0 += 1
+            return $0
+        }
+    }
 }
 
 await runExample("ServiceGroup", serviceGroup)

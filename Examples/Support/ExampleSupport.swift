@@ -64,7 +64,9 @@ public nonisolated func runExample(
             _ = try await producer.send(events, to: topic)
         }
         await producer.close()
-        print("[\(name)] \(setting.isEmbedded ? "embedded cluster" : "brokers") at \(setting.bootstrapServers); sent \(sampleEvents) sample events to \(topics.map(\.key).joined(separator: ", "))")
+        print(
+            "[\(name)] \(setting.isEmbedded ? "embedded cluster" : "brokers") at \(setting.bootstrapServers); sent \(sampleEvents) sample events to \(topics.map(\.key).joined(separator: ", "))"
+        )
         try await body(setting)
     } catch {
         fputs("\(name): \(error)\n", stderr)

@@ -84,9 +84,19 @@ public enum HostileInputs {
         Case(
             "900 KB value", document(["payload": "{\"data\":{\"blob\":\"" + String(repeating: "x", count: 900_000) + "\"},\"x\":}"]),
             .invalidJSON, "payload.x"),
-        Case("200,000-deep array", Array(String(repeating: "[", count: 200_000).utf8) + Array(String(repeating: "]", count: 200_000).utf8), .invalidJSON, nil),
-        Case("200,000-deep nesting in the payload", document(["payload": "{\"data\":{\"a\":" + String(repeating: "[", count: 200_000) + String(repeating: "]", count: 200_000) + "}}"]), .nestingTooDeep, "payload.data"),
-        Case("200,000-deep nesting in an unknown field", document(["extra": "{\"a\":" + String(repeating: "[", count: 200_000) + String(repeating: "]", count: 200_000) + "}"]), .nestingTooDeep, "extra"),
-        Case("invalid UTF-8 in a payload key", Array("{\"payload\":{\"data\":{\"".utf8) + [0xC3, 0x28] + Array("\":1}}}".utf8), .invalidUTF8, "payload.data"),
+        Case(
+            "200,000-deep array", Array(String(repeating: "[", count: 200_000).utf8) + Array(String(repeating: "]", count: 200_000).utf8),
+            .invalidJSON, nil),
+        Case(
+            "200,000-deep nesting in the payload",
+            document(["payload": "{\"data\":{\"a\":" + String(repeating: "[", count: 200_000) + String(repeating: "]", count: 200_000) + "}}"]),
+            .nestingTooDeep, "payload.data"),
+        Case(
+            "200,000-deep nesting in an unknown field",
+            document(["extra": "{\"a\":" + String(repeating: "[", count: 200_000) + String(repeating: "]", count: 200_000) + "}"]), .nestingTooDeep,
+            "extra"),
+        Case(
+            "invalid UTF-8 in a payload key", Array("{\"payload\":{\"data\":{\"".utf8) + [0xC3, 0x28] + Array("\":1}}}".utf8), .invalidUTF8,
+            "payload.data"),
     ]
 }

@@ -1,6 +1,6 @@
 internal import CRDKafka
-public import WorkflowEvents
 import Synchronization
+public import WorkflowEvents
 
 /// A Kafka cluster inside this process: librdkafka's mock cluster, whose brokers speak the
 /// real Kafka protocol over TCP on 127.0.0.1, so any client can use it.
@@ -127,7 +127,9 @@ public final class MockKafkaCluster: Sendable {
     public func setRoundTripTime(_ delay: Duration, broker: Int32) throws {
         try checkBroker(broker)
         let milliseconds = Int32(clamping: delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000)
-        try check(try withCluster("set the round-trip time of broker \(broker)") { rd_kafka_mock_broker_set_rtt($0, broker, milliseconds) }, "set the round-trip time of broker \(broker)")
+        try check(
+            try withCluster("set the round-trip time of broker \(broker)") { rd_kafka_mock_broker_set_rtt($0, broker, milliseconds) },
+            "set the round-trip time of broker \(broker)")
     }
 
     /// Makes `broker` the leader of a partition.

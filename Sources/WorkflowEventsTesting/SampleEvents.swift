@@ -57,7 +57,8 @@ public enum SampleEvents {
                 UInt8(truncatingIfNeeded: a >> 48), UInt8(truncatingIfNeeded: a >> 56), UInt8(truncatingIfNeeded: b),
                 UInt8(truncatingIfNeeded: b >> 8), UInt8(truncatingIfNeeded: b >> 16), UInt8(truncatingIfNeeded: b >> 24),
                 UInt8(truncatingIfNeeded: b >> 32), UInt8(truncatingIfNeeded: b >> 40), UInt8(truncatingIfNeeded: b >> 48),
-                UInt8(truncatingIfNeeded: b >> 56))
+                UInt8(truncatingIfNeeded: b >> 56)
+            )
             bytes.6 = (bytes.6 & 0x0F) | 0x40
             bytes.8 = (bytes.8 & 0x3F) | 0x80
             return UUID(uuid: bytes)

@@ -113,7 +113,8 @@ struct Produce: AsyncParsableCommand {
             await producer.close(timeout: .seconds(5))
             if let kafkaError = error as? KafkaError, kafkaError.code == .messageTimedOut {
                 throw ToolFailure(
-                    "no broker of '\(cluster.resolvedBootstrapServers)' stored the events within \(cluster.connectTimeout) seconds (\(summary.sent) sent): \(kafkaError)")
+                    "no broker of '\(cluster.resolvedBootstrapServers)' stored the events within \(cluster.connectTimeout) seconds (\(summary.sent) sent): \(kafkaError)"
+                )
             }
             throw error
         }

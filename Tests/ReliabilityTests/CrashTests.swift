@@ -82,7 +82,10 @@ struct CrashTests {
         var outside = 0
         for duplicate in duplicates {
             let processed = first[duplicate.id]!
-            guard let kill = kills.first(where: { $0 > processed }) else { outside += 1; continue }
+            guard let kill = kills.first(where: { $0 > processed }) else {
+                outside += 1
+                continue
+            }
             if kill - processed > allowance { outside += 1 }
         }
         #expect(outside == 0, "\(outside) duplicates were processed more than one auto-commit interval before their kill")

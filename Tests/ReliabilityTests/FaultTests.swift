@@ -8,7 +8,12 @@ import WorkflowEventsTesting
 /// Event ids seen by a consumer, with repeats counted.
 final class Seen: Sendable {
     private let state = Mutex<(ids: Set<UUID>, total: Int)>(([], 0))
-    func add(_ id: UUID) { state.withLock { $0.ids.insert(id); $0.total += 1 } }
+    func add(_ id: UUID) {
+        state.withLock {
+            $0.ids.insert(id)
+            $0.total += 1
+        }
+    }
     var ids: Set<UUID> { state.withLock { $0.ids } }
     var total: Int { state.withLock { $0.total } }
 }

@@ -1,7 +1,7 @@
 import Foundation
 import InMemoryLogging
-import Synchronization
 import Logging
+import Synchronization
 import TestSupport
 import Testing
 import WorkflowEvents
@@ -12,7 +12,8 @@ import WorkflowEventsTesting
 struct InputTests {
     /// Valid events interleaved with every hostile case: valid, bad, valid, bad... ending bad.
     static func interleaved(valid: [WorkflowEvent]) throws -> (values: [[UInt8]?], bad: [HostileInputs.Case]) {
-        let bad = (HostileInputs.contractRules.filter { $0.expectedCode != nil } + HostileInputs.extremes)
+        let bad =
+            (HostileInputs.contractRules.filter { $0.expectedCode != nil } + HostileInputs.extremes)
             + [HostileInputs.Case("a null value", nil, nil, nil)]
         precondition(valid.count == bad.count)
         var values: [[UInt8]?] = []

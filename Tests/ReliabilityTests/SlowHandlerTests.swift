@@ -13,7 +13,9 @@ struct SlowHandlerTests {
     static let prefetchKilobytes = 8 * 1024
     static let memoryBoundKilobytes = 80 * 1024
 
-    @Test("200,000 events waiting and a slow handler: memory stays bounded, and an 8 s pause past a 6 s max.poll.interval.ms keeps the member in the group")
+    @Test(
+        "200,000 events waiting and a slow handler: memory stays bounded, and an 8 s pause past a 6 s max.poll.interval.ms keeps the member in the group"
+    )
     func slowHandlerBoundedMemory() async throws {
         let cluster = try MockKafkaCluster()
         defer { cluster.shutdown() }
@@ -51,7 +53,9 @@ struct SlowHandlerTests {
         let processed = try readProcessed(output)
         // librdkafka never found the application stalled (it logs MAXPOLL and leaves the
         // group when it does); a loaded machine may still see a rebalance for other reasons.
-        #expect(!finished.stderr.contains("MAXPOLL") && !finished.stderr.contains("MAX_POLL"), "max.poll.interval.ms was exceeded: \(finished.stderr.suffix(1500))")
+        #expect(
+            !finished.stderr.contains("MAXPOLL") && !finished.stderr.contains("MAX_POLL"),
+            "max.poll.interval.ms was exceeded: \(finished.stderr.suffix(1500))")
         #expect(!finished.stderr.contains("maximum poll interval"), "max.poll.interval.ms was exceeded")
         #expect(rebalances >= 1)
         #expect(peak <= Self.memoryBoundKilobytes, "peak resident memory \(peak) KiB")

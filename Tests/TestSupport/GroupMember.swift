@@ -1,5 +1,5 @@
-public import WorkflowEvents
 import Synchronization
+public import WorkflowEvents
 
 /// A member that joins a group whose other member already reads: it reads `topic` with a
 /// stream and notes the offsets it sees per partition.

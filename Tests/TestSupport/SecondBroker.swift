@@ -20,16 +20,16 @@ extension MockKafkaCluster: TestCluster {
 /// The broker implementations the group tests run against.
 public enum BrokerImplementation: String, CaseIterable, Sendable, CustomStringConvertible {
     /// librdkafka 2.0.2's mock cluster, in this process (Debian's librdkafka-dev).
-    case mock2_0
+    case mock202
     /// librdkafka 2.16's mock cluster, in a Python process (confluent-kafka's wheel).
-    case mock2_16
+    case mock216
 
-    public var description: String { self == .mock2_0 ? "librdkafka 2.0.2 mock" : "librdkafka 2.16 mock" }
+    public var description: String { self == .mock202 ? "librdkafka 2.0.2 mock" : "librdkafka 2.16 mock" }
 
     public func makeCluster() throws -> any TestCluster {
         switch self {
-        case .mock2_0: return try MockKafkaCluster()
-        case .mock2_16: return try SecondBrokerCluster()
+        case .mock202: return try MockKafkaCluster()
+        case .mock216: return try SecondBrokerCluster()
         }
     }
 }
@@ -66,7 +66,8 @@ public final class SecondBrokerCluster: TestCluster, @unchecked Sendable {
         while servers.isEmpty {
             guard let line = Self.readLine(output.fileHandleForReading, &pending) else {
                 throw SecondBrokerError(
-                    description: "\(Self.script.lastPathComponent) ended before naming its servers (is confluent-kafka installed? make deps installs it)")
+                    description:
+                        "\(Self.script.lastPathComponent) ended before naming its servers (is confluent-kafka installed? make deps installs it)")
             }
             if line.hasPrefix("version ") { version = String(line.dropFirst(8)) }
             if line.hasPrefix("bootstrap ") { servers = String(line.dropFirst(10)) }

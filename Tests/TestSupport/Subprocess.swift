@@ -9,7 +9,9 @@ public struct ProcessOutput {
     public var stdout: String
     public var stderr: String
 
-    public var stdoutLines: [Substring] { stdout.split(separator: "\n", omittingEmptySubsequences: false).dropLast(stdout.hasSuffix("\n") ? 1 : 0).map { $0 } }
+    public var stdoutLines: [Substring] {
+        stdout.split(separator: "\n", omittingEmptySubsequences: false).dropLast(stdout.hasSuffix("\n") ? 1 : 0).map { $0 }
+    }
 }
 
 /// A child process of one of the package's executables, its output going to files so that no
@@ -51,7 +53,8 @@ public final class ChildProcess {
         while process.isRunning {
             if ContinuousClock.now >= deadline {
                 signal(SIGKILL)
-                throw TimedOut(description: "'\(name)' still running after \(timeout); stdout: \(stdout.suffix(2000)); stderr: \(stderr.suffix(2000))")
+                throw TimedOut(
+                    description: "'\(name)' still running after \(timeout); stdout: \(stdout.suffix(2000)); stderr: \(stderr.suffix(2000))")
             }
             try await Task.sleep(for: .milliseconds(20))
         }

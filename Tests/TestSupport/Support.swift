@@ -117,4 +117,3 @@ public func workflowEvents(workflows: Int, perWorkflow: Int) -> [WorkflowEvent] 
     }
     return events
 }
-

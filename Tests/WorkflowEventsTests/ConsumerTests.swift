@@ -1,8 +1,8 @@
 import Foundation
 import InMemoryLogging
 import Logging
-import TestSupport
 import Synchronization
+import TestSupport
 import Testing
 import WorkflowEvents
 import WorkflowEventsTesting

@@ -24,11 +24,19 @@ enum Reference {
         var lastSignificant: UInt8 = 0
         for byte in bytes {
             if inString {
-                if escaped { escaped = false } else if byte == UInt8(ascii: "\\") { escaped = true } else if byte == UInt8(ascii: "\"") { inString = false }
+                if escaped {
+                    escaped = false
+                } else if byte == UInt8(ascii: "\\") {
+                    escaped = true
+                } else if byte == UInt8(ascii: "\"") {
+                    inString = false
+                }
                 continue
             }
             switch byte {
-            case UInt8(ascii: "\""): inString = true; lastSignificant = byte
+            case UInt8(ascii: "\""):
+                inString = true
+                lastSignificant = byte
             case UInt8(ascii: " "), UInt8(ascii: "\n"), UInt8(ascii: "\r"), UInt8(ascii: "\t"): continue
             case UInt8(ascii: "}"), UInt8(ascii: "]"):
                 if lastSignificant == UInt8(ascii: ",") { return true }

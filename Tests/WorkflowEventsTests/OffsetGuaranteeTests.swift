@@ -2,8 +2,9 @@ import Foundation
 import Synchronization
 import TestSupport
 import Testing
-@testable import WorkflowEvents
 import WorkflowEventsTesting
+
+@testable import WorkflowEvents
 
 /// A gate that handlers wait on until the test opens it.
 final class Gate: Sendable {
@@ -580,6 +581,8 @@ struct RevocationInsideBatchTests {
         #expect(exact == moved.count || refused > 0, "\(broker): exact on \(exact) of \(moved.count) partitions, no commit refused")
         // The test means something only if a partition that moved had finished events.
         #expect(moved.contains { finished[$0]?.isEmpty == false })
-        print("FIGURE revocation inside a batch (\(broker)) | exactly after the last finished event=\(exact)/\(moved.count) | commits refused=\(refused)")
+        print(
+            "FIGURE revocation inside a batch (\(broker)) | exactly after the last finished event=\(exact)/\(moved.count) | commits refused=\(refused)"
+        )
     }
 }

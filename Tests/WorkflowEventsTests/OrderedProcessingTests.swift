@@ -107,7 +107,7 @@ struct OrderedProcessingTests {
 
     @Test(
         "a revocation while handlers are in flight: the new owner starts exactly after the finished run",
-        arguments: [(BrokerImplementation.mock2_0, "cooperative-sticky"), (.mock2_16, "cooperative-sticky")])
+        arguments: [(BrokerImplementation.mock202, "cooperative-sticky"), (.mock216, "cooperative-sticky")])
     func revocationWaitsForHandlers(broker: BrokerImplementation, strategy: String) async throws {
         let cluster = try broker.makeCluster()
         defer { cluster.shutdown() }
@@ -158,7 +158,9 @@ struct OrderedProcessingTests {
         // (REBALANCE_IN_PROGRESS, seen on a loaded machine): then the refusal must be counted.
         let refused = await first.statistics.commitFailures
         #expect(exact == moved.count || refused > 0, "\(broker): exact on \(exact) of \(moved.count) partitions, and no commit was refused")
-        print("FIGURE ordered revocation (\(broker), \(strategy)) | exactly after the finished run=\(exact)/\(moved.count) | commits refused=\(refused)")
+        print(
+            "FIGURE ordered revocation (\(broker), \(strategy)) | exactly after the finished run=\(exact)/\(moved.count) | commits refused=\(refused)"
+        )
     }
 
     @Test("with 100,000 events waiting, the events taken but not finished stay within the limit")

@@ -25,10 +25,12 @@ struct SmallStackTests {
         }
     }
 
-    @Test("nesting at the limit, and just past it, in the payload, the metadata and an unknown field", arguments: [
-        ("payload", "{\"data\":{\"a\":%@}}", "decoded"),
-        ("unknown", "%@", "decoded"),
-    ])
+    @Test(
+        "nesting at the limit, and just past it, in the payload, the metadata and an unknown field",
+        arguments: [
+            ("payload", "{\"data\":{\"a\":%@}}", "decoded"),
+            ("unknown", "%@", "decoded"),
+        ])
     func nestingAtTheLimit(place: String, template: String, expected: String) async throws {
         let depth = WorkflowEvent.maximumNestingDepth
         for (levels, wanted) in [(depth - 4, expected), (depth + 1, "nesting too deep")] {

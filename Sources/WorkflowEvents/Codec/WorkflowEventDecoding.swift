@@ -587,9 +587,10 @@ struct JSONReader {
         }
         skipWhitespace()
         guard peek() == UInt8(ascii: "{") else {
-            if index < bytes.count && (peek() == quote || peek() == UInt8(ascii: "[") || peek() == UInt8(ascii: "-")
-                || peek() == UInt8(ascii: "t") || peek() == UInt8(ascii: "f") || peek() == UInt8(ascii: "n")
-                || (peek()! >= 0x30 && peek()! <= 0x39))
+            if index < bytes.count
+                && (peek() == quote || peek() == UInt8(ascii: "[") || peek() == UInt8(ascii: "-")
+                    || peek() == UInt8(ascii: "t") || peek() == UInt8(ascii: "f") || peek() == UInt8(ascii: "n")
+                    || (peek()! >= 0x30 && peek()! <= 0x39))
             {
                 // Valid JSON of another type is "not an object"; anything else is a syntax error.
                 let saved = index

@@ -1,9 +1,10 @@
 // process: what is committed, when partitions pause and resume, how they are handed over, and how it stops.
-import Dispatch
+
+import CoreMetrics
 import DequeModule
+import Dispatch
 import Foundation
 import Logging
-import CoreMetrics
 import Synchronization
 
 extension OrderedProcessor {

@@ -1,9 +1,10 @@
 // The loop behind `process`: keys, partitions, handlers, flow control and revocation.
-import Dispatch
+
+import CoreMetrics
 import DequeModule
+import Dispatch
 import Foundation
 import Logging
-import CoreMetrics
 import Synchronization
 
 /// The state of one `process` call. Everything but the mailbox is touched only by the

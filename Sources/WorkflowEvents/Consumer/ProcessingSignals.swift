@@ -1,4 +1,5 @@
 // What reaches the processing loop, and when: signals, deadlines and the stop flag.
+
 import DequeModule
 import Synchronization
 

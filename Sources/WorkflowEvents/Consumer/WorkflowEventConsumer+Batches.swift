@@ -1,4 +1,5 @@
 // Handing a stream or callback loop its batches of validated events.
+
 import Foundation
 import Logging
 import Metrics

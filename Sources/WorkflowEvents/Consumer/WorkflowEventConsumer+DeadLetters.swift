@@ -1,4 +1,5 @@
 // The dead-letter topic: messages that are not valid events, and events whose handler failed.
+
 import Foundation
 import Logging
 import Metrics
@@ -39,7 +40,8 @@ extension WorkflowEventConsumer {
         } catch {
             throw KafkaError(
                 code: (error as? KafkaError)?.code ?? .state,
-                message: "\(record.topic)[\(record.partition)]@\(record.offset) was not stored in dead-letter topic '\(topic)', so it stays unprocessed: \(error)",
+                message:
+                    "\(record.topic)[\(record.partition)]@\(record.offset) was not stored in dead-letter topic '\(topic)', so it stays unprocessed: \(error)",
                 operation: "dead-letter a message", isRetriable: true)
         }
         counters.deadLettered += 1

@@ -1,4 +1,5 @@
 // Taking messages from librdkafka: fills, the read-ahead and the busy-reader keep-alive.
+
 import Foundation
 import Logging
 import Metrics

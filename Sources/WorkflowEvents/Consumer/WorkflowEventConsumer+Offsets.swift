@@ -1,4 +1,5 @@
 // Committing, seeking and asking where a partition stands.
+
 import Foundation
 import Logging
 import Metrics
@@ -180,7 +181,8 @@ extension WorkflowEventConsumer {
                 let owned = assignment.filter { $0.topic == partition.topic }.map(\.partition).sorted()
                 throw WorkflowEventsError(
                     .partitionNotAssigned,
-                    "\(partition) is assigned to another member of group '\(configuration.groupID ?? "")'; this consumer has partitions \(owned) of '\(partition.topic)'")
+                    "\(partition) is assigned to another member of group '\(configuration.groupID ?? "")'; this consumer has partitions \(owned) of '\(partition.topic)'"
+                )
             }
             if ContinuousClock.now >= deadline {
                 clearPendingSeek(partition, registered)

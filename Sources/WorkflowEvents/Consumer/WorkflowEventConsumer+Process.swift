@@ -1,9 +1,10 @@
 // Ordered concurrent processing: the public `process` call and its options.
-import Dispatch
+
+import CoreMetrics
 import DequeModule
+import Dispatch
 import Foundation
 import Logging
-import CoreMetrics
 import Synchronization
 
 extension WorkflowEventConsumer {

@@ -1,4 +1,5 @@
 // Who reads: one reader at a time, and what happens to its batch when it lets go.
+
 import Foundation
 import Logging
 import Metrics
@@ -25,7 +26,8 @@ extension WorkflowEventConsumer {
             guard id != reader else { return }
             throw WorkflowEventsError(
                 .readerBusy,
-                "cannot \(operation): another reader (a stream or a consumeEvents/serve loop) is reading from this consumer; end its loop and release the stream first, or use a second consumer")
+                "cannot \(operation): another reader (a stream or a consumeEvents/serve loop) is reading from this consumer; end its loop and release the stream first, or use a second consumer"
+            )
         }
     }
 
@@ -110,7 +112,8 @@ extension WorkflowEventConsumer {
         guard userPaused.isEmpty else {
             throw WorkflowEventsError(
                 .invalidConfiguration,
-                "cannot process while partitions \(userPaused.sorted().map(\.description).joined(separator: ", ")) are paused with pause(_:): resume them first (process pauses and resumes partitions by itself)")
+                "cannot process while partitions \(userPaused.sorted().map(\.description).joined(separator: ", ")) are paused with pause(_:): resume them first (process pauses and resumes partitions by itself)"
+            )
         }
         setReading(.processing)
     }

@@ -1,4 +1,5 @@
 // The ways of reading: streams, callback loops and poll.
+
 import Foundation
 import Logging
 import Metrics
@@ -100,7 +101,6 @@ extension WorkflowEventConsumer {
         client.wakeUp()
     }
 
-
     nonisolated(nonsending) func handleEach(
         topics: [String], idle: Duration?, stop: StopFlag?, _ handler: (WorkflowEvent) async throws -> Void
     ) async throws -> Int {
@@ -119,12 +119,10 @@ extension WorkflowEventConsumer {
             }
             guard let message = next else { break }
             let started = ContinuousClock.now
-            let outcome = await callWithRetries(
-                configuration.retryPolicy,
-                onRetry: { error, failures in
-                    await recordHandlerRetry(error, message: batch.inHand()?.message ?? message, failures: failures)
-                }
-            ) {
+            let noteRetry: (any Error, Int) async -> Void = { error, failures in
+                await self.recordHandlerRetry(error, message: batch.inHand()?.message ?? message, failures: failures)
+            }
+            let outcome = await callWithRetries(configuration.retryPolicy, onRetry: noteRetry) {
                 try await Self.withEventSpan(message, group: configuration.groupID) { try await handler(message.event) }
             }
             metrics.handlerDuration.record(since: started)
@@ -211,7 +209,6 @@ extension WorkflowEventConsumer {
         return records
     }
 }
-
 
 /// `AsyncThrowingStream(unfolding:)` ends an iteration whose task is cancelled without
 /// calling its closure again, and releases the closure: this watch, captured by the

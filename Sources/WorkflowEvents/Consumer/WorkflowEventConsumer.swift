@@ -300,7 +300,8 @@ public actor WorkflowEventConsumer {
         } catch let error as KafkaError {
             throw KafkaError(
                 code: error.code,
-                message: "no bootstrap server of '\(configuration.bootstrapServers)' answered within \(configuration.connectionTimeout): \(error.message)",
+                message:
+                    "no bootstrap server of '\(configuration.bootstrapServers)' answered within \(configuration.connectionTimeout): \(error.message)",
                 operation: operation, isFatal: false, isRetriable: true)
         }
     }

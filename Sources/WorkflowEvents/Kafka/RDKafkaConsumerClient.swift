@@ -207,7 +207,10 @@ private func storeLastOffsets(of messages: [RDKafkaMessage]) {
         let topic: UnsafeMutableRawPointer?
         let partition: Int32
     }
-    if messages.count == 1 { return _ = messages[0].storeOffset() }
+    if messages.count == 1 {
+        _ = messages[0].storeOffset()
+        return
+    }
     var seen = Set<Partition>()
     for message in messages.reversed() {
         let pointee = message.pointer.pointee
@@ -235,9 +238,11 @@ private func entries(of list: UnsafeMutablePointer<rd_kafka_topic_partition_list
     result.reserveCapacity(count)
     for index in 0..<count {
         let element = list.pointee.elems[index]
-        result.append((
-            TopicPartition(topic: String(cString: element.topic), partition: element.partition),
-            element.offset, element.err))
+        result.append(
+            (
+                TopicPartition(topic: String(cString: element.topic), partition: element.partition),
+                element.offset, element.err
+            ))
     }
     return result
 }
@@ -254,96 +259,97 @@ private func context(of handle: OpaquePointer?) -> RDKafkaCallbackContext? {
     return Unmanaged<RDKafkaCallbackContext>.fromOpaque(opaque).takeUnretainedValue()
 }
 
-private let rebalanceCallback: @convention(c) (
-    OpaquePointer?, rd_kafka_resp_err_t, UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?, UnsafeMutableRawPointer?
-) -> Void = { handle, err, partitions, opaque in
-    guard let handle, let partitions, let opaque else { return }
-    let context = Unmanaged<RDKafkaCallbackContext>.fromOpaque(opaque).takeUnretainedValue()
-    // NULL before the group has chosen a protocol (a consumer closed before it joined, or one
-    // with a hand-made assignment): eager, as rd_kafka_assign expects then.
-    let protocolName: UnsafePointer<CChar>? = rd_kafka_rebalance_protocol(handle)
-    let cooperative = protocolName.map { String(cString: $0) } == "COOPERATIVE"
-    let changed = entries(of: partitions).map(\.0)
-    switch err {
-    case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
-        // Seeks asked for before the assignment become the start offsets.
-        context.state.withLock { state in
-            for index in 0..<Int(partitions.pointee.cnt) {
-                let element = partitions.pointee.elems[index]
-                let key = TopicPartition(topic: String(cString: element.topic), partition: element.partition)
-                if let offset = state.pendingSeeks.removeValue(forKey: key) {
-                    partitions.pointee.elems[index].offset = offset
+private let rebalanceCallback:
+    @convention(c) (
+        OpaquePointer?, rd_kafka_resp_err_t, UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?, UnsafeMutableRawPointer?
+    ) -> Void = { handle, err, partitions, opaque in
+        guard let handle, let partitions, let opaque else { return }
+        let context = Unmanaged<RDKafkaCallbackContext>.fromOpaque(opaque).takeUnretainedValue()
+        // NULL before the group has chosen a protocol (a consumer closed before it joined, or one
+        // with a hand-made assignment): eager, as rd_kafka_assign expects then.
+        let protocolName: UnsafePointer<CChar>? = rd_kafka_rebalance_protocol(handle)
+        let cooperative = protocolName.map { String(cString: $0) } == "COOPERATIVE"
+        let changed = entries(of: partitions).map(\.0)
+        switch err {
+        case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
+            // Seeks asked for before the assignment become the start offsets.
+            context.state.withLock { state in
+                for index in 0..<Int(partitions.pointee.cnt) {
+                    let element = partitions.pointee.elems[index]
+                    let key = TopicPartition(topic: String(cString: element.topic), partition: element.partition)
+                    if let offset = state.pendingSeeks.removeValue(forKey: key) {
+                        partitions.pointee.elems[index].offset = offset
+                    }
                 }
             }
-        }
-        if cooperative {
-            if let error = rd_kafka_incremental_assign(handle, partitions) {
-                let failure = KafkaError(consuming: error, operation: "incremental assign")
-                context.logger.info("assignment failed", metadata: ["error": "\(failure)"])
+            if cooperative {
+                if let error = rd_kafka_incremental_assign(handle, partitions) {
+                    let failure = KafkaError(consuming: error, operation: "incremental assign")
+                    context.logger.info("assignment failed", metadata: ["error": "\(failure)"])
+                }
+            } else {
+                let result = rd_kafka_assign(handle, partitions)
+                if result != RD_KAFKA_RESP_ERR_NO_ERROR {
+                    context.logger.info("assignment failed", metadata: ["error": "\(KafkaError(result, operation: "assign"))"])
+                }
             }
-        } else {
-            let result = rd_kafka_assign(handle, partitions)
-            if result != RD_KAFKA_RESP_ERR_NO_ERROR {
-                context.logger.info("assignment failed", metadata: ["error": "\(KafkaError(result, operation: "assign"))"])
+            let userPaused = context.state.withLock { state in
+                if cooperative { state.assignment.formUnion(changed) } else { state.assignment = Set(changed) }
+                state.generation += 1
+                state.rebalances += 1
+                state.isGroupMember = true
+                return state.userPaused
             }
-        }
-        let userPaused = context.state.withLock { state in
-            if cooperative { state.assignment.formUnion(changed) } else { state.assignment = Set(changed) }
-            state.generation += 1
-            state.rebalances += 1
-            state.isGroupMember = true
-            return state.userPaused
-        }
-        // librdkafka keeps a partition's pause across its revocation and assignment: one
-        // paused to bound memory (by `process` or a busy reader) would never resume. Only
-        // the application's own pauses carry over.
-        let resumed = changed.filter { !userPaused.contains($0) }
-        if !resumed.isEmpty {
-            _ = withPartitionList(resumed.map { ($0, RDKafkaOffset.invalid) }) { rd_kafka_resume_partitions(handle, $0) }
-        }
-        context.metrics.rebalances.increment()
-        context.listeners.yield(RebalanceEvent(kind: .assigned, partitions: changed.sorted()))
-        context.logger.debug(
-            "partitions assigned",
-            metadata: ["kafka.partitions": "\(changed.sorted().map(\.description).joined(separator: ","))"])
-    case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
-        let lost = rd_kafka_assignment_lost(handle) != 0
-        context.metrics.rebalances.increment()
-        context.listeners.yield(RebalanceEvent(kind: lost ? .lost : .revoked, partitions: changed.sorted()))
-        let (hook, batch) = context.state.withLock { ($0.revocationHook, $0.readerBatch) }
-        // The reader's finished events of these partitions are stored before the revocation
-        // commits (a lost partition's commit would be refused: nothing is stored then).
-        batch?.revoke(Set(changed)) { finished in
-            if !lost { storeLastOffsets(of: finished) }
-        }
-        hook?(changed, lost)
-        if cooperative {
-            if let error = rd_kafka_incremental_unassign(handle, partitions) {
-                let failure = KafkaError(consuming: error, operation: "incremental unassign")
-                context.logger.info("unassignment failed", metadata: ["error": "\(failure)"])
+            // librdkafka keeps a partition's pause across its revocation and assignment: one
+            // paused to bound memory (by `process` or a busy reader) would never resume. Only
+            // the application's own pauses carry over.
+            let resumed = changed.filter { !userPaused.contains($0) }
+            if !resumed.isEmpty {
+                _ = withPartitionList(resumed.map { ($0, RDKafkaOffset.invalid) }) { rd_kafka_resume_partitions(handle, $0) }
             }
-        } else {
+            context.metrics.rebalances.increment()
+            context.listeners.yield(RebalanceEvent(kind: .assigned, partitions: changed.sorted()))
+            context.logger.debug(
+                "partitions assigned",
+                metadata: ["kafka.partitions": "\(changed.sorted().map(\.description).joined(separator: ","))"])
+        case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
+            let lost = rd_kafka_assignment_lost(handle) != 0
+            context.metrics.rebalances.increment()
+            context.listeners.yield(RebalanceEvent(kind: lost ? .lost : .revoked, partitions: changed.sorted()))
+            let (hook, batch) = context.state.withLock { ($0.revocationHook, $0.readerBatch) }
+            // The reader's finished events of these partitions are stored before the revocation
+            // commits (a lost partition's commit would be refused: nothing is stored then).
+            batch?.revoke(Set(changed)) { finished in
+                if !lost { storeLastOffsets(of: finished) }
+            }
+            hook?(changed, lost)
+            if cooperative {
+                if let error = rd_kafka_incremental_unassign(handle, partitions) {
+                    let failure = KafkaError(consuming: error, operation: "incremental unassign")
+                    context.logger.info("unassignment failed", metadata: ["error": "\(failure)"])
+                }
+            } else {
+                rd_kafka_assign(handle, nil)
+            }
+            context.state.withLock { state in
+                if cooperative { state.assignment.subtract(changed) } else { state.assignment = [] }
+                if !cooperative || lost { state.isGroupMember = false }
+                state.generation += 1
+                state.rebalances += 1
+            }
+            context.logger.debug(
+                lost ? "partitions lost" : "partitions revoked",
+                metadata: ["kafka.partitions": "\(changed.sorted().map(\.description).joined(separator: ","))"])
+        default:
             rd_kafka_assign(handle, nil)
+            context.state.withLock { state in
+                state.assignment = []
+                state.isGroupMember = false
+                state.generation += 1
+            }
+            context.logger.info("rebalance failed", metadata: ["error": "\(KafkaError(err, operation: "rebalance"))"])
         }
-        context.state.withLock { state in
-            if cooperative { state.assignment.subtract(changed) } else { state.assignment = [] }
-            if !cooperative || lost { state.isGroupMember = false }
-            state.generation += 1
-            state.rebalances += 1
-        }
-        context.logger.debug(
-            lost ? "partitions lost" : "partitions revoked",
-            metadata: ["kafka.partitions": "\(changed.sorted().map(\.description).joined(separator: ","))"])
-    default:
-        rd_kafka_assign(handle, nil)
-        context.state.withLock { state in
-            state.assignment = []
-            state.isGroupMember = false
-            state.generation += 1
-        }
-        context.logger.info("rebalance failed", metadata: ["error": "\(KafkaError(err, operation: "rebalance"))"])
     }
-}
 
 private let logCallback: @convention(c) (OpaquePointer?, Int32, UnsafePointer<CChar>?, UnsafePointer<CChar>?) -> Void = {
     handle, level, facility, message in
@@ -371,22 +377,23 @@ private let errorCallback: @convention(c) (OpaquePointer?, Int32, UnsafePointer<
     context.logger.info("librdkafka reported an error", metadata: ["error": "\(error)"])
 }
 
-private let offsetCommitCallback: @convention(c) (
-    OpaquePointer?, rd_kafka_resp_err_t, UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?, UnsafeMutableRawPointer?
-) -> Void = { _, err, _, opaque in
-    guard let opaque else { return }
-    let context = Unmanaged<RDKafkaCallbackContext>.fromOpaque(opaque).takeUnretainedValue()
-    if err == RD_KAFKA_RESP_ERR_NO_ERROR {
-        context.metrics.commits.increment()
-    } else if err != RD_KAFKA_RESP_ERR__NO_OFFSET {
-        context.metrics.commitFailures.increment()
-        let error = KafkaError(err, operation: "commit")
-        context.state.withLock { state in
-            state.lastError = error.description
-            state.commitFailures += 1
+private let offsetCommitCallback:
+    @convention(c) (
+        OpaquePointer?, rd_kafka_resp_err_t, UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?, UnsafeMutableRawPointer?
+    ) -> Void = { _, err, _, opaque in
+        guard let opaque else { return }
+        let context = Unmanaged<RDKafkaCallbackContext>.fromOpaque(opaque).takeUnretainedValue()
+        if err == RD_KAFKA_RESP_ERR_NO_ERROR {
+            context.metrics.commits.increment()
+        } else if err != RD_KAFKA_RESP_ERR__NO_OFFSET {
+            context.metrics.commitFailures.increment()
+            let error = KafkaError(err, operation: "commit")
+            context.state.withLock { state in
+                state.lastError = error.description
+                state.commitFailures += 1
+            }
         }
     }
-}
 
 private let statisticsCallback: @convention(c) (OpaquePointer?, UnsafeMutablePointer<CChar>?, Int, UnsafeMutableRawPointer?) -> Int32 = {
     _, json, length, opaque in
@@ -528,13 +535,14 @@ final class RDKafkaConsumerClient: @unchecked Sendable {
         let milliseconds = timeout.milliseconds
         return await withCheckedContinuation { continuation in
             pollQueue.async { [self] in
-                continuation.resume(returning: usingIfOpen([], fetching: true) {
-                    guard let first = rd_kafka_consume_queue(queue, milliseconds) else { return [] }
-                    var result = [RDKafkaMessage(pointer: first)]
-                    if maximum > 1 { result += consumeBatch(timeoutMilliseconds: 0, maximum: maximum - 1) }
-                    keepFetcherBusy(after: result)
-                    return result
-                })
+                continuation.resume(
+                    returning: usingIfOpen([], fetching: true) {
+                        guard let first = rd_kafka_consume_queue(queue, milliseconds) else { return [] }
+                        var result = [RDKafkaMessage(pointer: first)]
+                        if maximum > 1 { result += consumeBatch(timeoutMilliseconds: 0, maximum: maximum - 1) }
+                        keepFetcherBusy(after: result)
+                        return result
+                    })
             }
         }
     }
@@ -852,7 +860,12 @@ final class RDKafkaConsumerClient: @unchecked Sendable {
         let resumed = Mutex(false)
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let resumeOnce: @Sendable () -> Void = {
-                if resumed.withLock({ done in defer { done = true }; return !done }) { continuation.resume() }
+                if resumed.withLock({ done in
+                    defer { done = true }
+                    return !done
+                }) {
+                    continuation.resume()
+                }
             }
             operationsQueue.async { [self] in
                 closeAndDestroyNow()

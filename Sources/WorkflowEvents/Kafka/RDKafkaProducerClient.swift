@@ -97,21 +97,22 @@ final class RDKafkaDeliveries: Sendable {
     }
 }
 
-private let deliveryCallback: @convention(c) (
-    OpaquePointer?, UnsafePointer<rd_kafka_message_t>?, UnsafeMutableRawPointer?
-) -> Void = { _, message, opaque in
-    guard let message, let opaque else { return }
-    let deliveries = Unmanaged<RDKafkaDeliveries>.fromOpaque(opaque).takeUnretainedValue()
-    let id = UInt(bitPattern: message.pointee._private)
-    let topic = message.pointee.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? ""
-    let err = message.pointee.err
-    if err == RD_KAFKA_RESP_ERR_NO_ERROR {
-        deliveries.complete(
-            id, .success(DeliveryReport(topic: topic, partition: message.pointee.partition, offset: message.pointee.offset)))
-    } else {
-        deliveries.complete(id, .failure(KafkaError(err, operation: "deliver a message to '\(topic)'")))
+private let deliveryCallback:
+    @convention(c) (
+        OpaquePointer?, UnsafePointer<rd_kafka_message_t>?, UnsafeMutableRawPointer?
+    ) -> Void = { _, message, opaque in
+        guard let message, let opaque else { return }
+        let deliveries = Unmanaged<RDKafkaDeliveries>.fromOpaque(opaque).takeUnretainedValue()
+        let id = UInt(bitPattern: message.pointee._private)
+        let topic = message.pointee.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? ""
+        let err = message.pointee.err
+        if err == RD_KAFKA_RESP_ERR_NO_ERROR {
+            deliveries.complete(
+                id, .success(DeliveryReport(topic: topic, partition: message.pointee.partition, offset: message.pointee.offset)))
+        } else {
+            deliveries.complete(id, .failure(KafkaError(err, operation: "deliver a message to '\(topic)'")))
+        }
     }
-}
 
 private let producerLogCallback: @convention(c) (OpaquePointer?, Int32, UnsafePointer<CChar>?, UnsafePointer<CChar>?) -> Void = {
     handle, level, facility, message in

@@ -116,10 +116,12 @@ public actor WorkflowEventProducer {
                 // knows what was stored and nothing is left waiting.
                 var stored = 0
                 for id in ids { if (try? await client.deliveries.wait(for: id)) != nil { stored += 1 } }
-                let summary = "event \(index) of \(events.count) (\(event.eventID)) was not sent, and neither were those after it; of the \(index) before it, \(stored) were stored"
+                let summary =
+                    "event \(index) of \(events.count) (\(event.eventID)) was not sent, and neither were those after it; of the \(index) before it, \(stored) were stored"
                 if let error = error as? WorkflowEventsError { throw WorkflowEventsError(error.code, "\(summary): \(error.message)") }
                 if let error = error as? KafkaError {
-                    throw KafkaError(code: error.code, message: "\(summary): \(error.message)", operation: error.operation,
+                    throw KafkaError(
+                        code: error.code, message: "\(summary): \(error.message)", operation: error.operation,
                         isFatal: error.isFatal, isRetriable: error.isRetriable)
                 }
                 throw error
