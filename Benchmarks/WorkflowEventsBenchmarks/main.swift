@@ -35,7 +35,7 @@ struct Options {
             case "--events" where value > 0: events = value
             case "--partitions" where value > 0: partitions = value
             case "--repetitions" where value > 0: repetitions = value
-            case "--only" where ["limit", "decode", "stream", "callback", "poll", "latency"].contains(text): only = text
+            case "--only" where ["limit", "decode", "stream", "main-actor", "callback", "poll", "latency"].contains(text): only = text
             case "--python" where !text.isEmpty: python = text
             default:
                 FileHandle.standardError.write(Data(Self.usage.utf8))
@@ -161,6 +161,23 @@ nonisolated func streamLoop(bootstrap: String, topic: String, count: Int) async 
         }
         return (received, start, ContinuousClock.now)
     }
+}
+
+/// The stream loop as top-level code or a view model would write it: on the main actor.
+@MainActor
+func mainActorStreamLoop(bootstrap: String, topic: String, count: Int) async throws -> Double {
+    let consumer = try WorkflowEventConsumer(configuration: consumerConfiguration(bootstrap))
+    try await consumer.subscribe([topic])
+    var received = 0
+    var start = ContinuousClock.now
+    for try await event in consumer.events(topics: [topic]) {
+        if received == 0 { start = ContinuousClock.now }
+        received += event.schemaVersion
+        if received == count { break }
+    }
+    let end = ContinuousClock.now
+    await consumer.close()
+    return Double(received) / seconds(end - start)
 }
 
 nonisolated func callbackLoop(bootstrap: String, topic: String, count: Int) async throws -> Double {
@@ -437,6 +454,7 @@ nonisolated func run(_ options: Options) async throws {
         await measured("limit") { rawLoop(bootstrap: bootstrap, topic: topic, partitions: options.partitions, count: options.events) }
         try await measured("decode") { try decodeLoop(documents) }
         try await measured("stream") { try await streamLoop(bootstrap: bootstrap, topic: topic, count: options.events) }
+        try await measured("main-actor") { try await mainActorStreamLoop(bootstrap: bootstrap, topic: topic, count: options.events) }
         try await measured("callback") { try await callbackLoop(bootstrap: bootstrap, topic: topic, count: options.events) }
         try await measured("poll") { try await pollLoop(bootstrap: bootstrap, topic: topic, count: options.events) }
     }
@@ -468,14 +486,15 @@ nonisolated func run(_ options: Options) async throws {
         print("| --- | --- | --- | --- | --- |")
         for (name, label) in [
             ("limit", "limit: raw librdkafka loop"), ("decode", "decode only (no Kafka)"),
-            ("stream", "stream: for try await events()"), ("callback", "callback: consumeEvents"),
+            ("stream", "stream: for try await events()"), ("main-actor", "the same loop on the main actor"),
+            ("callback", "callback: consumeEvents"),
             ("poll", "poll(500) + event()"),
         ] {
             let rate = median(rates[name]!)
             let perEvent = median(allocations[name]!)
             let ratio = name == "decode" ? "-" : String(format: "%.2f", rate / limitRate)
             let beyond =
-                ["stream", "callback", "poll"].contains(name)
+                ["stream", "main-actor", "callback", "poll"].contains(name)
                 ? String(format: "%.2f", perEvent - limitAllocations - decodeAllocations) : "-"
             print(String(format: "| %@ | %.0f | %@ | %.2f | %@ |", label as NSString, rate, ratio as NSString, perEvent, beyond as NSString))
         }
