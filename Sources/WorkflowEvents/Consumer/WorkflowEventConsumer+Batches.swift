@@ -33,7 +33,7 @@ extension WorkflowEventConsumer {
             await close()
             return false
         }
-        guard lifecycle == .open else { return false }
+        guard machine.isOpen else { return false }
         try claim(reader: reader, batch: batch)
         if subscription != topics {
             try await subscribe(topics)
@@ -57,7 +57,7 @@ extension WorkflowEventConsumer {
                 await close()
                 return false
             }
-            guard lifecycle == .open else { return false }
+            guard machine.isOpen else { return false }
             try await fill(until: awaitingAssignment ? nil : deadline, readAhead: .decoded)
         }
     }
@@ -123,7 +123,7 @@ extension WorkflowEventConsumer {
                 }
                 // Closed while the dead-letter topic was written: the close has destroyed the
                 // buffer; what was taken from it is not delivered.
-                guard lifecycle == .open else {
+                guard machine.isOpen else {
                     for message in messages { message.destroy() }
                     message.destroy()
                     return false
@@ -160,7 +160,7 @@ extension WorkflowEventConsumer {
                 .merging(["reason": "\(error)"]) { $1 })
         if configuration.deadLetterTopic != nil {
             try await deadLetter(message.record, kind: "invalid-event", reason: "\(error)")
-            guard lifecycle == .open else { return }
+            guard machine.isOpen else { return }
         }
         client.storeOffset(after: message)
     }

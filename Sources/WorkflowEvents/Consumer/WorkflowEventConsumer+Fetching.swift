@@ -16,62 +16,75 @@ extension WorkflowEventConsumer {
     /// `readAhead`, the next batch is then taken on the poll queue while the reader works
     /// through this one.
     func fill(until deadline: ContinuousClock.Instant?, readAhead mode: ReadAhead = .none) async throws {
-        if fetchInFlight {
-            await withCheckedContinuation { fetchWaiters.append($0) }
+        let maximum = configuration.fetchBatchSize
+        var batch: [RDKafkaMessage]
+        switch machine.acquireFetchPath() {
+        case .wait:
+            // Another caller fetches: its batch is what this one waited for.
+            await withCheckedContinuation { machine.wait($0) }
             return
+        case .takeReadAhead(let pending):
+            batch = await pending.value
+        case .fetch:
+            batch = []
         }
-        if pausedForKeepAlive {
-            pausedForKeepAlive = false
+        if machine.liftKeepAlivePause() {
             client.setPaused(false, client.assignment.subtracting(userPaused).sorted())
         }
-        let maximum = configuration.fetchBatchSize
         lastFetch = .now
-        var batch = await takeReadAhead()
         if batch.isEmpty { batch = client.fetchAvailable(maximum: maximum) }
         if batch.isEmpty {
             var wait = Duration.seconds(1)
             if let deadline { wait = min(wait, max(.zero, deadline - ContinuousClock.now)) }
-            fetchInFlight = true
             let client = self.client
             batch = await withTaskCancellationHandler {
                 await client.fetch(timeout: wait, maximum: maximum)
             } onCancel: {
                 client.wakeUp()
             }
-            fetchEnded()
         }
         buffer.append(batch)
-        dropRevokedPartitions()
-        if mode != .none && !batch.isEmpty && lifecycle == .open {
+        var next: Task<[RDKafkaMessage], Never>?
+        if mode != .none && !batch.isEmpty && machine.isOpen {
             let client = self.client
             let decode = mode == .decoded
-            readAhead = Task.detached { await client.fetchAhead(maximum: maximum, decode: decode) }
+            next = Task.detached { await client.fetchAhead(maximum: maximum, decode: decode) }
+        }
+        releaseFetchPath(readingAhead: next)
+        dropRevokedPartitions()
+    }
+
+    /// Takes the fetch path, waiting for its owner to let go, and moves a batch read ahead
+    /// into the buffer. The caller owns the path until `releaseFetchPath()`.
+    func acquireFetchPath() async {
+        while true {
+            switch machine.acquireFetchPath() {
+            case .wait:
+                await withCheckedContinuation { machine.wait($0) }
+            case .takeReadAhead(let pending):
+                buffer.append(await pending.value)
+                dropRevokedPartitions()
+                return
+            case .fetch:
+                return
+            }
         }
     }
 
-    /// The batch taken ahead, if any (waiting for it to arrive).
-    func takeReadAhead() async -> [RDKafkaMessage] {
-        guard let pending = readAhead else { return [] }
-        readAhead = nil
-        fetchInFlight = true
-        let batch = await pending.value
+    /// Lets go of the fetch path (leaving a batch being read ahead, if given) and resumes
+    /// the callers waiting for it.
+    func releaseFetchPath(readingAhead pending: Task<[RDKafkaMessage], Never>? = nil) {
         lastFetch = .now
-        fetchEnded()
-        return batch
+        for waiter in machine.releaseFetchPath(readingAhead: pending) { waiter.resume() }
     }
 
     /// Moves a batch taken ahead into the buffer: before the buffer is searched or cut.
+    /// Nothing to do while another caller owns the fetch path (it takes that batch).
     func absorbReadAhead() async {
-        guard readAhead != nil, !fetchInFlight else { return }
-        buffer.append(await takeReadAhead())
+        guard let pending = machine.takeReadAheadIfIdle() else { return }
+        buffer.append(await pending.value)
+        releaseFetchPath()
         dropRevokedPartitions()
-    }
-
-    func fetchEnded() {
-        fetchInFlight = false
-        lastFetch = .now
-        for waiter in fetchWaiters { waiter.resume() }
-        fetchWaiters = []
     }
 
     /// librdkafka runs rebalance callbacks only inside a consume call, and leaves the group
@@ -101,14 +114,14 @@ extension WorkflowEventConsumer {
     /// serves its callbacks; pauses the assignment when the reader has been busy for
     /// `pauseAfter`.
     func serviceWhileBusy(pauseAfter: Duration) async {
-        guard lifecycle == .open else { return }
+        guard machine.isOpen else { return }
         // The events the reader finished reach librdkafka's auto-commit within this interval,
         // also while the reader is still working through its batch.
         reading.batch?.withFinished { client.store(after: $0) }
-        guard subscription != nil, !fetchInFlight else { return }
+        guard subscription != nil, !machine.isFetchPathOwned else { return }
         // A batch taken ahead came from librdkafka before anything taken now.
         await absorbReadAhead()
-        guard lifecycle == .open, !fetchInFlight else { return }
+        guard machine.isOpen, !machine.isFetchPathOwned else { return }
         let now = ContinuousClock.now
         // A reader that took an event from its batch since the last look is not busy.
         if let handedOut = reading.batch?.progress.handedOut, handedOut != lastHandedOut {
@@ -117,11 +130,10 @@ extension WorkflowEventConsumer {
         }
         guard now - lastFetch >= Self.serviceInterval else { return }
         if now - lastRead >= pauseAfter {
-            if !pausedForKeepAlive {
+            if machine.pauseForKeepAlive() {
                 logger.debug("the reader is busy: fetching paused, group membership kept alive")
             }
             // Again each time: a rebalance meanwhile may have assigned new partitions.
-            pausedForKeepAlive = true
             client.setPaused(true, client.assignment.sorted())
         }
         lastFetch = now

@@ -99,9 +99,7 @@ extension WorkflowEventConsumer {
         if !appliedAtAssignment {
             // The seek owns the fetch path while librdkafka moves the position: a fetch of the
             // keep-alive meanwhile would take a message from the old position.
-            while fetchInFlight { await withCheckedContinuation { fetchWaiters.append($0) } }
-            await absorbReadAhead()
-            fetchInFlight = true
+            await acquireFetchPath()
             if let batch = reading.batch {
                 // Events finished before the seek count; the one in hand, from before it, not.
                 batch.withFinished { client.store(after: $0) }
@@ -112,10 +110,10 @@ extension WorkflowEventConsumer {
             do {
                 try await client.seek(partition, to: offset, timeout: configuration.connectionTimeout)
             } catch {
-                fetchEnded()
+                releaseFetchPath()
                 throw error
             }
-            fetchEnded()
+            releaseFetchPath()
         }
         seekPositions[partition] = offset
         logger.debug("seek", metadata: Self.coordinates(partition.topic, partition.partition, offset))

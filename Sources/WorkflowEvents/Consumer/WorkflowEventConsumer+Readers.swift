@@ -123,11 +123,10 @@ extension WorkflowEventConsumer {
     func takeOverReading() async throws -> [RDKafkaMessage] {
         keepAlive?.cancel()
         keepAlive = nil
-        while fetchInFlight { await withCheckedContinuation { fetchWaiters.append($0) } }
-        await absorbReadAhead()
+        await acquireFetchPath()
+        releaseFetchPath()
         try checkOpen("process")
-        if pausedForKeepAlive {
-            pausedForKeepAlive = false
+        if machine.liftKeepAlivePause() {
             client.setPaused(false, client.assignment.sorted())
         }
         // Records of an earlier poll count as processed, as at the next poll.

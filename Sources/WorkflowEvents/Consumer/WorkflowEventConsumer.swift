@@ -28,17 +28,11 @@ public actor WorkflowEventConsumer {
     let logger: Logger
     nonisolated let client: RDKafkaConsumerClient
 
-    enum Lifecycle { case open, closing, closed }
-    var lifecycle = Lifecycle.open
-    var closeWaiters: [CheckedContinuation<Void, Never>] = []
+    /// The lifecycle and the fetch path (see ``ConsumerStateMachine``).
+    var machine = ConsumerStateMachine<CheckedContinuation<Void, Never>, Task<[RDKafkaMessage], Never>>()
 
     var subscription: [String]?
     var buffer = RDKafkaMessageBuffer()
-    var fetchInFlight = false
-    /// The next batch, taken (and validated) on the poll queue while the reader works
-    /// through the buffer. At most one at a time.
-    var readAhead: Task<[RDKafkaMessage], Never>?
-    var fetchWaiters: [CheckedContinuation<Void, Never>] = []
     var seenGeneration = 0
     var subscribedAt = ContinuousClock.now
     /// When librdkafka was last asked for messages: its `max.poll.interval.ms` counts from
@@ -51,8 +45,6 @@ public actor WorkflowEventConsumer {
     /// How often librdkafka is asked while a reader is busy, so that a rebalance is not
     /// held up by a slow loop body.
     static let serviceInterval = Duration.milliseconds(100)
-    /// Whether the keep-alive paused the assignment while the reader was busy.
-    var pausedForKeepAlive = false
     var keepAlive: Task<Void, Never>?
 
     /// Who reads from this consumer: one reader at a time, so that a commit never covers
@@ -120,7 +112,7 @@ public actor WorkflowEventConsumer {
     }
 
     deinit {
-        if lifecycle != .closed {
+        if !machine.isClosed {
             logger.info("a consumer was released without being closed; closing it in the background")
             if let taken = reading.batch?.close() {
                 client.store(after: taken.store)
@@ -129,7 +121,7 @@ public actor WorkflowEventConsumer {
             buffer.destroyAll()
             for (_, messages) in heldWhilePaused { for message in messages { message.destroy() } }
             let client = self.client
-            if let pending = readAhead {
+            if let pending = machine.pendingReadAhead {
                 Task.detached {
                     for message in await pending.value { message.destroy() }
                     client.closeAndDestroyInBackground()
@@ -200,8 +192,8 @@ public actor WorkflowEventConsumer {
         }
         return ConsumerHealth(
             assignedPartitions: assignment, lastEventTime: lastEventTime,
-            lagByPartition: lag.filter { assignment.contains($0.key) }, lastError: lastError, isClosed: lifecycle == .closed,
-            isGroupMember: member && lifecycle != .closed)
+            lagByPartition: lag.filter { assignment.contains($0.key) }, lastError: lastError, isClosed: machine.isClosed,
+            isGroupMember: member && !machine.isClosed)
     }
 
     /// Stops delivering events of these partitions until ``resume(_:)``; the consumer keeps
@@ -232,7 +224,7 @@ public actor WorkflowEventConsumer {
     // MARK: - Closing
 
     /// Whether ``close(timeout:)`` has finished.
-    public var isClosed: Bool { lifecycle == .closed }
+    public var isClosed: Bool { machine.isClosed }
 
     /// Counts of what this consumer has seen.
     public var statistics: ConsumerStatistics {
@@ -252,24 +244,21 @@ public actor WorkflowEventConsumer {
     /// `timeout` (the configuration's `closeTimeout` when nil) for the group. Idempotent;
     /// every later call but `close` throws ``WorkflowEventsError`` `clientClosed`.
     public func close(timeout: Duration? = nil) async {
-        switch lifecycle {
-        case .closed:
+        switch machine.beginClose() {
+        case .alreadyClosed:
             return
-        case .closing:
-            await withCheckedContinuation { closeWaiters.append($0) }
+        case .wait:
+            await withCheckedContinuation { machine.waitForClose($0) }
             return
-        case .open:
+        case .close:
             break
         }
-        lifecycle = .closing
         keepAlive?.cancel()
         keepAlive = nil
         let started = ContinuousClock.now
         client.wakeUp()
-        while fetchInFlight {
-            await withCheckedContinuation { fetchWaiters.append($0) }
-        }
-        await absorbReadAhead()
+        // The close owns the fetch path to the end: no fetch starts meanwhile.
+        await acquireFetchPath()
         storePolledOffsets()
         // The reader's finished events are stored; what it holds was not finished: it is not
         // stored, and will be read again.
@@ -283,11 +272,11 @@ public actor WorkflowEventConsumer {
             await producer.close(timeout: .seconds(5))
         }
         await client.closeAndDestroy(timeout: timeout ?? configuration.closeTimeout)
-        lifecycle = .closed
+        let waiters = machine.closed()
+        releaseFetchPath()
         listeners.finishAll()
         logger.debug("consumer closed", metadata: ["duration": "\(ContinuousClock.now - started)"])
-        for waiter in closeWaiters { waiter.resume() }
-        closeWaiters = []
+        for waiter in waiters { waiter.resume() }
     }
 
     // MARK: - Internals
@@ -307,7 +296,7 @@ public actor WorkflowEventConsumer {
     }
 
     func checkOpen(_ operation: String) throws {
-        guard lifecycle == .open else {
+        guard machine.isOpen else {
             throw WorkflowEventsError(.clientClosed, "cannot \(operation): the consumer is closed; create a new one")
         }
     }
