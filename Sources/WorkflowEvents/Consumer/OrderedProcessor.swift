@@ -242,11 +242,10 @@ final class OrderedProcessor: @unchecked Sendable {
                 message.destroy()
                 continue
             }
-            if message.isError {
-                defer { message.destroy() }
-                do {
-                    try consumer.handleErrorMessage(message)
-                } catch {
+            let kind = consumer.classify(message)
+            if case .error(let error) = kind {
+                message.destroy()
+                if let error {
                     failure = error
                     beginDraining()
                 }
@@ -263,28 +262,23 @@ final class OrderedProcessor: @unchecked Sendable {
             }
             progress[partition]!.take(message.offset)
             touched.insert(partition)
-            if message.isTombstone {
+            switch kind {
+            case .error:
+                break  // handled above
+            case .tombstone:
                 pendingCounts.tombstones += 1
+                consumer.logTombstone(message)
                 progress[partition]!.finish(message.offset)
                 message.destroy()
-                continue
-            }
-            let decoded: Result<WorkflowEvent, WorkflowEventValidationError> = message.withValue { bytes in
-                Result { () throws(WorkflowEventValidationError) in try WorkflowEvent.decode(bytes) }
-            }
-            switch decoded {
-            case .success(let event):
+            case .event(let event):
                 nextID += 1
                 let item = WorkItem(
                     id: nextID, key: orderingKey.key(event), partition: partition, epoch: progress[partition]!.epoch,
                     offset: message.offset, event: event, message: message)
                 enqueue(item)
-            case .failure(let error):
+            case .invalid(let error):
                 pendingCounts.invalid += 1
-                logger.info(
-                    deadLettering ? "an invalid event goes to the dead-letter topic" : "skipped an invalid event",
-                    metadata: WorkflowEventConsumer.coordinates(message.topic, message.partition, message.offset)
-                        .merging(["reason": "\(error)"]) { $1 })
+                consumer.logInvalidEvent(message, error)
                 let record = message.record
                 message.destroy()
                 if deadLettering {
@@ -364,13 +358,11 @@ final class OrderedProcessor: @unchecked Sendable {
             done = false
         case .failed(let error):
             pendingCounts.failures += 1
-            logger.info(
-                deadLettering
-                    ? "event handler failed; sending the event to the dead-letter topic"
-                    : "event handler failed; continuing with the next event",
-                metadata: WorkflowEventConsumer.coordinates(
-                    item.partition.topic, item.partition.partition, item.offset, event: item.event
-                ).merging(["error": "\(error)"]) { $1 })
+            consumer.logHandlerFailure(
+                error,
+                WorkflowEventMessage(
+                    event: item.event, topic: item.partition.topic, partition: item.partition.partition, offset: item.offset,
+                    key: nil, headers: [], timestamp: nil))
             if deadLettering {
                 do {
                     try await consumer.deadLetter(item.message.record, kind: "handler-failed", reason: "\(error)")

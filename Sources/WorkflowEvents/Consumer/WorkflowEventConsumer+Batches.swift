@@ -86,35 +86,30 @@ extension WorkflowEventConsumer {
                     continue
                 }
             }
-            if message.isError {
-                guard let error = errorToThrow(message) else {
-                    message.destroy()
-                    continue
-                }
+            let kind = classify(message)
+            switch kind {
+            case .error(nil):
+                message.destroy()
+                continue
+            case .error(let error?):
                 guard messages.isEmpty else {
                     buffer.prepend([message])
                     break taking
                 }
                 message.destroy()
                 throw error
-            }
-            let decoded: Result<WorkflowEvent, WorkflowEventValidationError>? =
-                message.isTombstone
-                ? nil
-                : message.decoded
-                    ?? message.withValue { bytes in
-                        Result { () throws(WorkflowEventValidationError) in try WorkflowEvent.decode(bytes) }
-                    }
-            if case .success(let event) = decoded {
+            case .event(let event):
                 messages.append(message)
                 events.append(event)
                 continue
+            case .tombstone, .invalid:
+                break
             }
             if holdsPartition(of: message) {
                 buffer.prepend([message])
                 break taking
             }
-            if case .failure(let error) = decoded {
+            if case .invalid(let error) = kind {
                 do {
                     try await skipInvalid(message, error)
                 } catch {
@@ -131,9 +126,7 @@ extension WorkflowEventConsumer {
                 message.destroy()
             } else {
                 counters.tombstones += 1
-                logger.debug(
-                    "skipped a tombstone (null value)",
-                    metadata: Self.coordinates(message.topic, message.partition, message.offset))
+                logTombstone(message)
                 client.storeOffset(after: message)
                 message.destroy()
             }
@@ -153,34 +146,11 @@ extension WorkflowEventConsumer {
     func skipInvalid(_ message: RDKafkaMessage, _ error: WorkflowEventValidationError) async throws {
         counters.invalidEvents += 1
         metrics.invalidEvents.increment()
-        logger.info(
-            configuration.deadLetterTopic == nil
-                ? "skipped an invalid event" : "an invalid event goes to the dead-letter topic",
-            metadata: Self.coordinates(message.topic, message.partition, message.offset)
-                .merging(["reason": "\(error)"]) { $1 })
+        logInvalidEvent(message, error)
         if configuration.deadLetterTopic != nil {
             try await deadLetter(message.record, kind: "invalid-event", reason: "\(error)")
             guard machine.isOpen else { return }
         }
         client.storeOffset(after: message)
-    }
-
-    /// Consumer errors the caller must act on; the others are transient.
-    static let errorsToThrow: Set<KafkaError.Code> = [
-        .fatal, .autoOffsetReset, .topicAuthorizationFailed, .groupAuthorizationFailed,
-    ]
-
-    /// Consumer errors that librdkafka hands over as messages: the ones the caller must act
-    /// on are thrown, the rest are logged while librdkafka retries.
-    nonisolated func handleErrorMessage(_ message: RDKafkaMessage) throws {
-        if let error = errorToThrow(message) { throw error }
-    }
-
-    /// The error a message carries when the caller must act on it; other errors are logged.
-    nonisolated func errorToThrow(_ message: RDKafkaMessage) -> KafkaError? {
-        guard let error = message.error(operation: "consume \(message.topic)[\(message.partition)]") else { return nil }
-        if error.isFatal || Self.errorsToThrow.contains(error.code) { return error }
-        logger.info("Kafka reported a consumer error; librdkafka retries", metadata: ["error": "\(error)"])
-        return nil
     }
 }

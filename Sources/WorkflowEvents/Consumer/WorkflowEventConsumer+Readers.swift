@@ -158,17 +158,10 @@ extension WorkflowEventConsumer {
     func recordHandlerFailure(
         _ error: any Error, held: (message: WorkflowEventMessage, record: ConsumerRecord)?, message: WorkflowEventMessage
     ) async throws {
-        let message = held?.message ?? message
         counters.handlerFailures += 1
         metrics.handlerFailures.increment()
-        let deadLettering = configuration.deadLetterTopic != nil
-        logger.info(
-            deadLettering
-                ? "event handler failed; sending the event to the dead-letter topic"
-                : "event handler failed; continuing with the next event",
-            metadata: Self.coordinates(message.topic, message.partition, message.offset, event: message.event)
-                .merging(["error": "\(error)"]) { $1 })
-        guard deadLettering, let held else { return }
+        logHandlerFailure(error, held?.message ?? message)
+        guard configuration.deadLetterTopic != nil, let held else { return }
         try await deadLetter(held.record, kind: "handler-failed", reason: "\(error)")
     }
 
@@ -180,12 +173,4 @@ extension WorkflowEventConsumer {
                 .merging(["error": "\(error)", "attempt": "\(failures)"]) { $1 })
     }
 
-    /// Log metadata naming where a message came from, and the event when there is one.
-    static func coordinates(
-        _ topic: String, _ partition: Int32, _ offset: Int64, event: WorkflowEvent? = nil
-    ) -> Logger.Metadata {
-        var metadata: Logger.Metadata = ["kafka.topic": "\(topic)", "kafka.partition": "\(partition)", "kafka.offset": "\(offset)"]
-        if let event { metadata["event.id"] = "\(event.eventID)" }
-        return metadata
-    }
 }
