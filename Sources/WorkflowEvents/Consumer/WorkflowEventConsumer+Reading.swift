@@ -30,17 +30,7 @@ extension WorkflowEventConsumer {
     public nonisolated func events(
         topics: [String], idleTimeout: Duration? = nil
     ) -> AsyncThrowingStream<WorkflowEvent, any Error> {
-        let reader = Self.makeReaderID()
-        let watch = StreamCancellationWatch(consumer: self, reader: reader)
-        let batch = ReaderBatch()
-        return AsyncThrowingStream(unfolding: { [self] in
-            defer { watch.check() }
-            // Most events come from the batch in hand, without a call to the actor.
-            while true {
-                if let event = batch.nextEvent() { return event }
-                guard try await self.refill(batch, reader: reader, topics: topics, idle: idleTimeout) else { return nil }
-            }
-        })
+        stream(topics: topics, idleTimeout: idleTimeout) { $0.nextEvent() }
     }
 
     /// The same stream as ``events(topics:idleTimeout:)``, with each event's topic,
@@ -48,13 +38,21 @@ extension WorkflowEventConsumer {
     public nonisolated func messages(
         topics: [String], idleTimeout: Duration? = nil
     ) -> AsyncThrowingStream<WorkflowEventMessage, any Error> {
+        stream(topics: topics, idleTimeout: idleTimeout) { $0.nextMessage(withCoordinates: true) }
+    }
+
+    /// A stream whose elements `take` reads from the reader's batch: most come from the batch
+    /// in hand, without a call to the actor; the actor is asked only for the next batch.
+    private nonisolated func stream<Element>(
+        topics: [String], idleTimeout: Duration?, _ take: @escaping @Sendable (ReaderBatch) -> Element?
+    ) -> AsyncThrowingStream<Element, any Error> {
         let reader = Self.makeReaderID()
         let watch = StreamCancellationWatch(consumer: self, reader: reader)
         let batch = ReaderBatch()
         return AsyncThrowingStream(unfolding: { [self] in
             defer { watch.check() }
             while true {
-                if let message = batch.nextMessage(withCoordinates: true) { return message }
+                if let element = take(batch) { return element }
                 guard try await self.refill(batch, reader: reader, topics: topics, idle: idleTimeout) else { return nil }
             }
         })
