@@ -66,6 +66,7 @@ public enum HostileInputs {
         Case("payload not an object", document(["payload": "\"x\""]), .wrongType, "payload"),
         Case("metadata not an object", document(["metadata": "[]"]), .wrongType, "metadata"),
         Case("metadata value not a string", document(["metadata": "{\"owner\":1}"]), .wrongType, "metadata.owner"),
+        Case("metadata value with a bad escape", document(["metadata": "{\"owner\":\"a\\x\"}"]), .invalidJSON, "metadata.owner"),
         Case("fractional schema version", document(["schema_version": "1.5"]), .wrongType, "schema_version"),
         Case("not JSON", Array("hello".utf8), .invalidJSON, nil),
         Case("truncated", Array("{\"event_id\":".utf8), .invalidJSON, nil),

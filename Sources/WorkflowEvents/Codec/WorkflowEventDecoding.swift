@@ -755,7 +755,15 @@ struct JSONReader {
             guard reader.peek() == quote else {
                 throw reader.error(.wrongType, "metadata.\(name)", "expected a string, found \(reader.typeName(reader.peek()))")
             }
-            metadata[name] = try reader.readString("metadata.\(name)")
+            // The member's path is built only for an error: on every value it would cost an
+            // allocation.
+            do throws(WorkflowEventValidationError) {
+                metadata[name] = try reader.readString(nil)
+            } catch {
+                var located = error
+                located.field = "metadata.\(name)"
+                throw located
+            }
         }
         return metadata
     }
