@@ -1,6 +1,7 @@
 public import Foundation
 
-/// One workflow event, exactly as `CONTRACT.md` defines it.
+/// One workflow event, exactly as the contract defines it (`docs/contract.md` in this
+/// package's repository: fields, rules, valid and invalid examples, the Python model).
 ///
 /// Decode one from the bytes of a Kafka message with ``init(validatingJSON:)-([UInt8])``
 /// (the fast path, used by the consumer), or through `Codable`. ``jsonBytes()`` writes the
