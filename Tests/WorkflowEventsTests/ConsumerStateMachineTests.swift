@@ -136,3 +136,23 @@ struct ConsumerStateMachineTests {
         #expect(machine.isClosed)
     }
 }
+
+@Suite("Consumer state machine: subscribing")
+struct SubscribingStateTests {
+    @Test("one subscription at a time: the others wait and are all resumed when it ends")
+    func oneAtATime() {
+        var machine = ConsumerStateMachine<Int, String>()
+        let first = machine.beginSubscribing()
+        #expect(first)
+        let second = machine.beginSubscribing()
+        #expect(!second)
+        machine.waitForSubscription(1)
+        machine.waitForSubscription(2)
+        let resumed = machine.endSubscribing()
+        #expect(resumed == [1, 2])
+        let again = machine.beginSubscribing()
+        #expect(again)
+        let none = machine.endSubscribing()
+        #expect(none.isEmpty)
+    }
+}

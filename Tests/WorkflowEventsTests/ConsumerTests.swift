@@ -170,6 +170,24 @@ struct ConsumerTests {
         }
     }
 
+    @Test("concurrent subscribes to the same topics assign once: positions are not reset")
+    func concurrentSubscribes() async throws {
+        let fixture = try await makeFixture(partitions: 4, events: 40)
+        defer { fixture.cluster.shutdown() }
+        let (logger, logs) = recordingLogger()
+        let consumer = try WorkflowEventConsumer(
+            configuration: .init(bootstrapServers: fixture.cluster.bootstrapServers), logger: logger)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<5 { group.addTask { try await consumer.subscribe([fixture.topic]) } }
+            try await group.waitForAll()
+        }
+        #expect(logs.entries.filter { $0.message.description == "subscribed" }.count == 1)
+        // Each event once: a second assignment would have started the partitions over.
+        let read = try await collect(consumer.messages(topics: [fixture.topic]), count: 40)
+        #expect(Set(read.map(\.event.eventID)).count == 40)
+        await consumer.close()
+    }
+
     @Test("auto-commit stores an event's offset only after the loop body returned")
     func autoCommitAfterProcessing() async throws {
         let fixture = try await makeFixture(partitions: 1, events: 20)

@@ -25,6 +25,9 @@ struct ConsumerStateMachine<Waiter, ReadAhead> {
     private(set) var lifecycle = Lifecycle.open
     private(set) var fetchPath = FetchPath.idle
     private(set) var pausedForKeepAlive = false
+    /// The callers waiting while a subscription is made, when one is (nil when none is):
+    /// one at a time, so that two calls with the same topics never assign twice.
+    private(set) var subscribing: [Waiter]?
 
     var isOpen: Bool {
         if case .open = lifecycle { return true }
@@ -97,6 +100,28 @@ struct ConsumerStateMachine<Waiter, ReadAhead> {
             preconditionFailure("releasing a fetch path nobody owns")
         }
         fetchPath = pending.map { .readingAhead($0) } ?? .idle
+        return waiters
+    }
+
+    // MARK: Subscribing
+
+    /// Asks to make a subscription; false when another one is being made (then `wait`
+    /// with `waitForSubscription(_:)`, and ask again).
+    mutating func beginSubscribing() -> Bool {
+        guard subscribing == nil else { return false }
+        subscribing = []
+        return true
+    }
+
+    mutating func waitForSubscription(_ waiter: Waiter) {
+        guard subscribing != nil else { preconditionFailure("waiting for a subscription nobody makes") }
+        subscribing!.append(waiter)
+    }
+
+    /// The subscription is made, or failed; returns the callers to resume.
+    mutating func endSubscribing() -> [Waiter] {
+        guard let waiters = subscribing else { preconditionFailure("ending a subscription nobody makes") }
+        subscribing = nil
         return waiters
     }
 

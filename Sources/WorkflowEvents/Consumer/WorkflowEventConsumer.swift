@@ -145,6 +145,14 @@ public actor WorkflowEventConsumer {
         guard !topics.isEmpty else {
             throw WorkflowEventsError(.invalidConfiguration, "subscribe needs at least one topic")
         }
+        // One subscription at a time: a second call made meanwhile waits, then finds the
+        // same topics subscribed (two assignments of the same partitions would reset their
+        // positions, and race librdkafka's teardown at close).
+        while !machine.beginSubscribing() {
+            await withCheckedContinuation { machine.waitForSubscription($0) }
+        }
+        defer { for waiter in machine.endSubscribing() { waiter.resume() } }
+        try checkOpen("subscribe")
         // The same topics again: the assignment and the positions stay as they are.
         if subscription == topics { return }
         try await checkConnection(for: "subscribe to \(topics)")
