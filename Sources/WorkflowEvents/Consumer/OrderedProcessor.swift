@@ -242,13 +242,12 @@ final class OrderedProcessor: @unchecked Sendable {
                 message.destroy()
                 continue
             }
-            let kind = consumer.classify(message)
-            if case .error(let error) = kind {
-                message.destroy()
-                if let error {
+            if message.isError {
+                if let error = consumer.errorToThrow(message) {
                     failure = error
                     beginDraining()
                 }
+                message.destroy()
                 continue
             }
             let partition = TopicPartition(topic: message.topic, partition: message.partition)
@@ -262,9 +261,9 @@ final class OrderedProcessor: @unchecked Sendable {
             }
             progress[partition]!.take(message.offset)
             touched.insert(partition)
-            switch kind {
+            switch consumer.classify(message) {
             case .error:
-                break  // handled above
+                break  // taken above
             case .tombstone:
                 pendingCounts.tombstones += 1
                 consumer.logTombstone(message)

@@ -78,10 +78,12 @@ extension WorkflowEventConsumer {
             let topic = message.topic
             return messages.contains { $0.partition == message.partition && $0.topic == topic }
         }
+        // Read once (it is behind the callback context's lock), and again after an await.
+        var paused = userPaused
         taking: while messages.count < limit, let message = buffer.popFirst() {
-            if !userPaused.isEmpty, !message.isError {
+            if !paused.isEmpty, !message.isError {
                 let partition = TopicPartition(topic: message.topic, partition: message.partition)
-                if userPaused.contains(partition) {
+                if paused.contains(partition) {
                     heldWhilePaused[partition, default: []].append(message)
                     continue
                 }
@@ -123,11 +125,12 @@ extension WorkflowEventConsumer {
                     message.destroy()
                     return false
                 }
+                paused = userPaused
                 message.destroy()
             } else {
                 counters.tombstones += 1
                 logTombstone(message)
-                client.storeOffset(after: message)
+                client.store(after: [message])
                 message.destroy()
             }
         }
@@ -151,6 +154,6 @@ extension WorkflowEventConsumer {
             try await deadLetter(message.record, kind: "invalid-event", reason: "\(error)")
             guard machine.isOpen else { return }
         }
-        client.storeOffset(after: message)
+        client.store(after: [message])
     }
 }

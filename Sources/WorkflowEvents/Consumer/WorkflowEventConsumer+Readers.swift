@@ -72,12 +72,6 @@ extension WorkflowEventConsumer {
         metrics.events.increment(by: taken.delivered)
     }
 
-    func settleClosing(_ taken: ReaderBatch.Taken) {
-        client.store(after: taken.store)
-        for message in taken.destroy { message.destroy() }
-        counters.eventsDelivered += taken.delivered
-    }
-
     /// Messages given back by a reader, in front of the buffer; those of partitions revoked
     /// meanwhile are dropped (their next owner reads them).
     func putBack(_ messages: [RDKafkaMessage]) {

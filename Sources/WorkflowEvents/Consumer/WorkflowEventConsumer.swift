@@ -270,7 +270,7 @@ public actor WorkflowEventConsumer {
         storePolledOffsets()
         // The reader's finished events are stored; what it holds was not finished: it is not
         // stored, and will be read again.
-        if let batch = reading.batch { settleClosing(batch.close()) }
+        if let batch = reading.batch { settle(batch.close()) }
         setReading(.idle)
         buffer.destroyAll()
         for (_, messages) in heldWhilePaused { for message in messages { message.destroy() } }

@@ -741,12 +741,6 @@ final class RDKafkaConsumerClient: @unchecked Sendable {
         usingIfOpen(()) { storeLastOffsets(of: messages) }
     }
 
-    /// Stores the offset after `message` as its partition's next offset to commit. Skipped
-    /// when the partition is no longer assigned, which is what a revoked partition wants.
-    func storeOffset(after message: RDKafkaMessage) {
-        usingIfOpen(()) { message.storeOffset() }
-    }
-
     /// Commits the stored offsets, or the given ones, and waits for the broker's answer.
     func commit(_ offsets: [(TopicPartition, Int64)]?) async throws {
         let err: rd_kafka_resp_err_t = try await request(on: operationsQueue, "commit") { [self] in
