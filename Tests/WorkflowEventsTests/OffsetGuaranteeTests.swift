@@ -131,6 +131,42 @@ struct OffsetGuaranteeTests {
         #expect(first == 2)
     }
 
+    @Test("commit() from a process handler commits the finished run only, never past a sibling handler still running")
+    func commitFromProcessHandler() async throws {
+        let fixture = try await makeFixture(partitions: 1, events: 4)
+        defer { fixture.cluster.shutdown() }
+        let configuration = groupConfiguration(fixture.cluster, group: "commit-in-process", autoCommit: false)
+        let consumer = try WorkflowEventConsumer(configuration: configuration)
+        let first = fixture.events[0].eventID
+        let (released, release) = AsyncStream.makeStream(of: Void.self)
+        let (committed, signal) = AsyncStream.makeStream(of: Void.self)
+        let task = Task {
+            // Every event its own key: the first holds while the others run, and the last
+            // one commits.
+            try await consumer.process(
+                topics: [fixture.topic], maxConcurrency: 4, orderingKey: .custom { $0.eventID.uuidString },
+                limits: .init(drainTimeout: .milliseconds(200))
+            ) { event in
+                if event.eventID == first {
+                    var iterator = released.makeAsyncIterator()
+                    await iterator.next()
+                } else if event.eventID == fixture.events[3].eventID {
+                    try await consumer.commit()
+                    signal.yield()
+                }
+            }
+        }
+        var iterator = committed.makeAsyncIterator()
+        await iterator.next()
+        let partition = TopicPartition(topic: fixture.topic, partition: 0)
+        let whileHeld = try await consumer.committed([partition])[partition]
+        #expect(whileHeld == nil || whileHeld == 0, "committed \(String(describing: whileHeld)) while event 0 was unfinished")
+        release.yield()
+        task.cancel()
+        _ = await task.result
+        try await waitUntil("the consumer closed", timeout: .seconds(10)) { await consumer.isClosed }
+    }
+
     @Test("a loop body that throws leaves its event uncommitted and unstored; the next read gives it again")
     func throwingBodyLeavesEventUncommitted() async throws {
         struct HandlingFailed: Error {}

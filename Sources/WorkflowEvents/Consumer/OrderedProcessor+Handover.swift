@@ -12,15 +12,7 @@ extension OrderedProcessor {
 
     /// Stores, for each partition, the first offset not finished (when it moved).
     func storeProgress() {
-        var entries: [(TopicPartition, Int64)] = []
-        for (partition, state) in progress {
-            let committable = state.committable
-            if committable > state.stored {
-                progress[partition]!.stored = committable
-                entries.append((partition, committable))
-            }
-        }
-        client.store(entries)
+        client.trackOffsets { _ in }
     }
 
     /// Pauses a partition that holds too many unfinished events (every partition when the
@@ -83,6 +75,7 @@ extension OrderedProcessor {
         if lost {
             // Lost partitions cannot be committed: their handlers' results no longer count.
             for partition in revoked { progress[partition] = nil }
+            client.context.offsets.withLock { $0.forget(revoked) }
             reply([])
             return
         }
@@ -102,9 +95,7 @@ extension OrderedProcessor {
             logger.info("handing over partitions while their handlers still run", metadata: ["partitions": "\(revocation.partitions.sorted())"])
         }
         storeProgress()
-        let entries = revocation.partitions.compactMap { partition in
-            progress[partition].flatMap { $0.next >= 0 ? (partition, $0.committable) : nil }
-        }
+        let entries = client.context.offsets.withLock { $0.revoke(revocation.partitions) }
         for partition in revocation.partitions { progress[partition] = nil }
         revocations.remove(at: index)
         revocation.reply(entries)

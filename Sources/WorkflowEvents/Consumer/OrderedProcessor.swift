@@ -23,31 +23,13 @@ final class OrderedProcessor: @unchecked Sendable {
         let message: RDKafkaMessage
     }
 
-    /// Offsets of one partition taken and not yet covered by the stored offset.
+    /// A partition being read: its offsets are in the client's `OffsetTracker`.
     struct Progress {
+        /// Tells a handler's result for this partition apart from one of an earlier
+        /// assignment of it.
         let epoch: Int
-        /// Offsets in the order taken (increasing) and not yet finished in an unbroken run
-        /// from the first.
-        var offsets: Deque<Int64> = []
-        var finished: Set<Int64> = []
-        var stored: Int64 = -1
-        /// The next offset after the last one taken.
-        var next: Int64 = -1
         var inMemory = 0
         var paused = false
-
-        mutating func take(_ offset: Int64) {
-            offsets.append(offset)
-            next = offset + 1
-        }
-
-        mutating func finish(_ offset: Int64) {
-            finished.insert(offset)
-            while let first = offsets.first, finished.remove(first) != nil { offsets.removeFirst() }
-        }
-
-        /// The offset to commit: the first unfinished one, or the next to take.
-        var committable: Int64 { offsets.first ?? next }
     }
 
     struct Revocation {
@@ -259,7 +241,7 @@ final class OrderedProcessor: @unchecked Sendable {
                 nextEpoch += 1
                 progress[partition] = Progress(epoch: nextEpoch)
             }
-            progress[partition]!.take(message.offset)
+            client.context.offsets.withLock { $0.take(message.offset, of: partition) }
             touched.insert(partition)
             switch consumer.classify(message) {
             case .error:
@@ -267,7 +249,7 @@ final class OrderedProcessor: @unchecked Sendable {
             case .tombstone:
                 pendingCounts.tombstones += 1
                 consumer.logTombstone(message)
-                progress[partition]!.finish(message.offset)
+                client.context.offsets.withLock { $0.finish(message.offset, of: partition) }
                 message.destroy()
             case .event(let event):
                 nextID += 1
@@ -289,7 +271,9 @@ final class OrderedProcessor: @unchecked Sendable {
                         continue
                     }
                 }
-                progress[partition]?.finish(record.offset)
+                if progress[partition] != nil {
+                    client.context.offsets.withLock { $0.finish(record.offset, of: partition) }
+                }
             }
         }
         storeProgress()
@@ -375,7 +359,7 @@ final class OrderedProcessor: @unchecked Sendable {
         inMemory -= 1
         if progress[item.partition]?.epoch == item.epoch {
             progress[item.partition]!.inMemory -= 1
-            if done { progress[item.partition]!.finish(item.offset) }
+            if done { client.context.offsets.withLock { $0.finish(item.offset, of: item.partition) } }
         }
         // The key's next event, if any, becomes ready.
         if pending[item.key] != nil { ready.append(item.key) }

@@ -130,7 +130,7 @@ extension WorkflowEventConsumer {
             } else {
                 counters.tombstones += 1
                 logTombstone(message)
-                client.store(after: [message])
+                client.finish([message])
                 message.destroy()
             }
         }
@@ -154,6 +154,6 @@ extension WorkflowEventConsumer {
             try await deadLetter(message.record, kind: "invalid-event", reason: "\(error)")
             guard machine.isOpen else { return }
         }
-        client.store(after: [message])
+        client.finish([message])
     }
 }

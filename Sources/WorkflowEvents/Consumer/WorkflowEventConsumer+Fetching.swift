@@ -117,7 +117,7 @@ extension WorkflowEventConsumer {
         guard machine.isOpen else { return }
         // The events the reader finished reach librdkafka's auto-commit within this interval,
         // also while the reader is still working through its batch.
-        reading.batch?.withFinished { client.store(after: $0) }
+        reading.batch?.withFinished { client.finish($0) }
         guard subscription != nil, !machine.isFetchPathOwned else { return }
         // A batch taken ahead came from librdkafka before anything taken now.
         await absorbReadAhead()

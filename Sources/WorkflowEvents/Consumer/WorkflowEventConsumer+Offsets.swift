@@ -18,7 +18,7 @@ extension WorkflowEventConsumer {
         try checkOpen("commit")
         try checkGroup("commit")
         reclaimReleasedReaders()
-        reading.batch?.withOffsetsForCommit { client.store(after: $0) }
+        reading.batch?.withOffsetsForCommit { client.finish($0) }
         storePolledOffsets()
         try await client.commit(nil)
     }
@@ -30,7 +30,9 @@ extension WorkflowEventConsumer {
         try checkGroup("commit")
         guard !offsets.isEmpty else { return }
         let entries = offsets.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
-        client.store(entries)
+        client.trackOffsets { tracker in
+            for (partition, next) in entries { tracker.override(partition, next: next) }
+        }
         try await client.commit(entries)
     }
 
@@ -102,9 +104,12 @@ extension WorkflowEventConsumer {
             await acquireFetchPath()
             if let batch = reading.batch {
                 // Events finished before the seek count; the one in hand, from before it, not.
-                batch.withFinished { client.store(after: $0) }
+                batch.withFinished { client.finish($0) }
                 putBack(batch.cut(sought: partition))
             }
+            // Nothing taken before the seek is stored any more (records of a `poll`, the event
+            // in hand): the partition starts again where it was sought.
+            client.trackOffsets { $0.forget([partition]) }
             buffer.drop { $0 == partition }
             for message in heldWhilePaused.removeValue(forKey: partition) ?? [] { message.destroy() }
             do {

@@ -65,7 +65,7 @@ extension WorkflowEventConsumer {
 
     /// Stores the offsets, destroys and puts back what was taken out of a reader's batch.
     func settle(_ taken: ReaderBatch.Taken) {
-        client.store(after: taken.store)
+        client.finish(taken.store)
         for message in taken.destroy { message.destroy() }
         putBack(taken.giveBack)
         counters.eventsDelivered += taken.delivered
@@ -140,10 +140,12 @@ extension WorkflowEventConsumer {
         }
     }
 
+    /// The records of the last `poll` are processed (the caller polls again, commits, or
+    /// reads otherwise): their offsets are stored. Not while `process` runs: what its
+    /// handlers took finishes one by one.
     func storePolledOffsets() {
-        guard !polledOffsets.isEmpty else { return }
-        client.store(polledOffsets.map { ($0.key, $0.value) })
-        polledOffsets = [:]
+        guard !reading.isProcessing else { return }
+        client.trackOffsets { $0.finishAllTaken() }
     }
 
     /// A handler failed for good: logged and counted, and dead-lettered when there is a

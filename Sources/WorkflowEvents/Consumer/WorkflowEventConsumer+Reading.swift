@@ -164,8 +164,6 @@ extension WorkflowEventConsumer {
         let limit = configuration.maxPollRecords ?? 500
         let deadline = ContinuousClock.now.advanced(by: timeout)
         var records: [TopicPartition: [ConsumerRecord]] = [:]
-        // Next offsets of what this call returns: recorded only once it returns them.
-        var taken: [TopicPartition: Int64] = [:]
         var count = 0
         polling: while true {
             while count < limit, let message = buffer.popFirst() {
@@ -185,7 +183,6 @@ extension WorkflowEventConsumer {
                 defer { message.destroy() }
                 let record = message.record
                 let partition = record.topicPartition
-                taken[partition] = record.offset + 1
                 records[partition, default: []].append(record)
                 count += 1
             }
@@ -197,9 +194,14 @@ extension WorkflowEventConsumer {
             try checkOpen("poll")
             try await fill(until: deadline, readAhead: .raw)
         }
-        for (partition, next) in taken {
-            seekPositions[partition] = nil
-            polledOffsets[partition] = next
+        if !seekPositions.isEmpty {
+            for partition in records.keys { seekPositions[partition] = nil }
+        }
+        // Taken, and finished at the next poll: stored then.
+        client.trackOffsets { tracker in
+            for (partition, polled) in records {
+                for record in polled { tracker.take(record.offset, of: partition) }
+            }
         }
         counters.eventsDelivered += count
         metrics.events.increment(by: count)

@@ -53,8 +53,6 @@ public actor WorkflowEventConsumer {
     /// Streams released by their iterating task (left with `break` or a thrown error, or
     /// dropped), from any thread: their event in hand goes back to the buffer, unstored.
     let releasedReaders = ReleasedReaders()
-    /// Next offsets of the records the last `poll` returned, stored at the next `poll`.
-    var polledOffsets: [TopicPartition: Int64] = [:]
     /// Positions set by `seek` until a record of that partition is delivered.
     var seekPositions: [TopicPartition: Int64] = [:]
     var counters = ConsumerStatistics()
@@ -115,7 +113,7 @@ public actor WorkflowEventConsumer {
         if !machine.isClosed {
             logger.info("a consumer was released without being closed; closing it in the background")
             if let taken = reading.batch?.close() {
-                client.store(after: taken.store)
+                client.finish(taken.store)
                 for message in taken.destroy { message.destroy() }
             }
             buffer.destroyAll()

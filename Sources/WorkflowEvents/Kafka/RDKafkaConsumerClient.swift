@@ -48,6 +48,8 @@ final class RDKafkaCallbackContext: Sendable {
     let metrics: ConsumerMetrics
     let listeners: RebalanceListeners
     let state = Mutex(State())
+    /// What the readers took and finished: every stored offset comes from it.
+    let offsets = Mutex(OffsetTracker())
 
     init(logger: Logger, metrics: ConsumerMetrics, listeners: RebalanceListeners) {
         self.logger = logger
@@ -136,15 +138,6 @@ struct RDKafkaMessage: @unchecked Sendable {
             headers: headers, timestamp: timestamp)
     }
 
-    /// Stores `offset + 1` as this partition's next offset to commit. Fails with `_STATE`
-    /// when the partition is no longer assigned, which is what a revoked partition wants.
-    @discardableResult
-    fileprivate func storeOffset() -> KafkaError? {
-        guard let topic = pointer.pointee.rkt else { return nil }
-        let err = rd_kafka_offset_store(topic, pointer.pointee.partition, pointer.pointee.offset)
-        return err == RD_KAFKA_RESP_ERR_NO_ERROR ? nil : KafkaError(err, operation: "store offset")
-    }
-
     func destroy() {
         rd_kafka_message_destroy(pointer)
     }
@@ -200,24 +193,31 @@ struct RDKafkaMessageBuffer {
     }
 }
 
-/// Stores the offset after the last message of each partition among `messages` (in order):
-/// one store per partition, whatever the number of messages.
-private func storeLastOffsets(of messages: [RDKafkaMessage]) {
+/// The offset of the last message of each partition among `messages` (in order).
+private func lastOffsets(of messages: [RDKafkaMessage]) -> [(TopicPartition, Int64)] {
     struct Partition: Hashable {
         let topic: UnsafeMutableRawPointer?
         let partition: Int32
     }
     if messages.count == 1 {
-        _ = messages[0].storeOffset()
-        return
+        return [(TopicPartition(topic: messages[0].topic, partition: messages[0].partition), messages[0].offset)]
     }
     var seen = Set<Partition>()
+    var result: [(TopicPartition, Int64)] = []
     for message in messages.reversed() {
         let pointee = message.pointer.pointee
         if seen.insert(Partition(topic: UnsafeMutableRawPointer(pointee.rkt), partition: pointee.partition)).inserted {
-            message.storeOffset()
+            result.append((TopicPartition(topic: message.topic, partition: message.partition), message.offset))
         }
     }
+    return result
+}
+
+/// Stores next-offsets for the next commit; the caller keeps the handle alive. Partitions no
+/// longer assigned are skipped by librdkafka.
+private func storeOffsets(_ handle: OpaquePointer, _ entries: [(TopicPartition, Int64)]) {
+    guard !entries.isEmpty else { return }
+    _ = withPartitionList(entries) { rd_kafka_offsets_store(handle, $0) }
 }
 
 /// Offsets as librdkafka's `rd_kafka_topic_partition_list_t`, built and destroyed in this file.
@@ -320,9 +320,15 @@ private let rebalanceCallback:
             // The reader's finished events of these partitions are stored before the revocation
             // commits (a lost partition's commit would be refused: nothing is stored then).
             batch?.revoke(Set(changed)) { finished in
-                if !lost { storeLastOffsets(of: finished) }
+                guard !lost else { return }
+                let last = lastOffsets(of: finished)
+                context.offsets.withLock { tracker in
+                    for (partition, offset) in last { tracker.finish(through: offset, of: partition) }
+                    storeOffsets(handle, tracker.takeStores())
+                }
             }
             hook?(changed, lost)
+            context.offsets.withLock { $0.forget(changed) }
             if cooperative {
                 if let error = rd_kafka_incremental_unassign(handle, partitions) {
                     let failure = KafkaError(consuming: error, operation: "incremental unassign")
@@ -728,17 +734,27 @@ final class RDKafkaConsumerClient: @unchecked Sendable {
 
     // MARK: Offsets
 
-    /// Stores next-offsets for the next commit. Partitions no longer assigned are skipped.
-    func store(_ offsets: [(TopicPartition, Int64)]) {
-        guard !offsets.isEmpty else { return }
-        usingIfOpen(()) { _ = withPartitionList(offsets) { rd_kafka_offsets_store(handle, $0) } }
+    /// Updates the offset tracker with `body`, then stores the offsets that moved, under the
+    /// tracker's lock: the one way offsets are stored, so that they are stored in the order
+    /// the tracker decided them.
+    @discardableResult
+    func trackOffsets<T>(_ body: (inout OffsetTracker) -> T) -> T {
+        context.offsets.withLock { tracker in
+            let result = body(&tracker)
+            let entries = tracker.takeStores()
+            if !entries.isEmpty { usingIfOpen(()) { storeOffsets(handle, entries) } }
+            return result
+        }
     }
 
-    /// Stores the offsets after `messages`, taken in order (so the last one of each partition
-    /// counts). Partitions no longer assigned are skipped.
-    func store(after messages: [RDKafkaMessage]) {
+    /// The records of `messages`, taken in order, are finished: the offset after the last
+    /// one of each partition is stored.
+    func finish(_ messages: [RDKafkaMessage]) {
         guard !messages.isEmpty else { return }
-        usingIfOpen(()) { storeLastOffsets(of: messages) }
+        let last = lastOffsets(of: messages)
+        trackOffsets { tracker in
+            for (partition, offset) in last { tracker.finish(through: offset, of: partition) }
+        }
     }
 
     /// Commits the stored offsets, or the given ones, and waits for the broker's answer.
