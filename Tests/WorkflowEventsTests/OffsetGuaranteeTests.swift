@@ -77,7 +77,7 @@ private func readThenPause(
 struct OffsetGuaranteeTests {
     /// The reading APIs a cancellation test runs through.
     enum ReadingAPI: String, CaseIterable, Sendable {
-        case stream, consumeEvents, serve, process
+        case stream, consumeEvents, serve, process, batches
     }
 
     @Test(
@@ -114,6 +114,11 @@ struct OffsetGuaranteeTests {
             case .process:
                 try await consumer.process(
                     topics: topics, maxConcurrency: 1, limits: .init(drainTimeout: .milliseconds(200)), handler)
+            case .batches:
+                // Each event its own batch: the first two batches finish, the third is in hand.
+                for try await batch in consumer.batches(topics: topics, maxCount: 1) {
+                    for message in batch { try await handler(message.event) }
+                }
             }
         }
         var iterator = reached.makeAsyncIterator()

@@ -23,6 +23,29 @@ struct ReaderCursorTests {
         #expect(cursor.takeToStore(includingInHand: false).isEmpty)
     }
 
+    @Test("a batch reader holds its whole batch: finished at the next call, given back whole at a release")
+    func batchInHand() {
+        var cursor = ReaderCursor(count: 10)
+        #expect(cursor.advance(upTo: 4) == 0..<4)
+        #expect(cursor.inHand == 0)
+        #expect(cursor.takeToStore(includingInHand: false).isEmpty)
+        #expect(cursor.advance(upTo: 4) == 4..<8)
+        #expect(cursor.takeToStore(includingInHand: false) == 0..<4)
+        // A revocation may store the finished batch only.
+        #expect(cursor.finishedRange == 0..<4)
+        let (store, giveBack) = cursor.release()
+        #expect(store.isEmpty)
+        #expect(giveBack == 4..<10)
+        #expect(cursor.advance(upTo: 4) == nil)
+
+        var last = ReaderCursor(count: 5)
+        #expect(last.advance(upTo: 4) == 0..<4)
+        #expect(last.advance(upTo: 4) == 4..<5)
+        #expect(last.takeToStore(includingInHand: true) == 0..<5)
+        #expect(last.advance(upTo: 4) == nil)
+        #expect(last.takeToStore(includingInHand: false).isEmpty)
+    }
+
     @Test("a commit from the loop body includes the event in hand, and it is not stored again")
     func commitIncludesInHand() {
         var cursor = ReaderCursor(count: 4)

@@ -37,6 +37,19 @@ final class ReaderBatch: Sendable {
 
     private let content = Mutex(Content())
 
+    /// How a batch reader's batches are made: up to `count` events, waiting up to `wait`
+    /// after the first one for the rest. Nil for a reader of one event at a time.
+    struct Gathering: Sendable {
+        let count: Int
+        let wait: Duration
+    }
+
+    let gathering: Gathering?
+
+    init(gathering: Gathering? = nil) {
+        self.gathering = gathering
+    }
+
     /// What the consumer takes out of the batch: offsets to store first, then messages to
     /// destroy, and messages to put back in front of its buffer.
     struct Taken {
@@ -65,6 +78,16 @@ final class ReaderBatch: Sendable {
             guard let index = content.cursor.advance() else { return nil }
             content.handedOut += 1
             return Self.message(content.events[index], content.messages[index], withCoordinates: withCoordinates)
+        }
+    }
+
+    /// The next events, up to `count`, with their coordinates; the ones in hand are finished,
+    /// and these are in hand until the next call. Nil when the batch is used up or cut.
+    func nextMessages(upTo count: Int) -> [WorkflowEventMessage]? {
+        content.withLock { content in
+            guard let range = content.cursor.advance(upTo: count) else { return nil }
+            content.handedOut += range.count
+            return range.map { Self.message(content.events[$0], content.messages[$0], withCoordinates: true) }
         }
     }
 

@@ -5,7 +5,8 @@
 /// next one after them), so `finished` is `taken - 1` while an event is in hand; the offsets
 /// of `0..<stored` were stored. Events `taken..<end` wait; a cut (a seek, a pause, a
 /// revocation) gives them back by moving `end` down to `taken`. Invariant:
-/// `stored <= taken`, `finished <= taken <= end <= count`, `taken - finished <= 1`.
+/// `stored <= taken`, `finished <= taken <= end <= count`. A stream or callback loop holds
+/// one event at a time (`taken - finished <= 1`); a batch reader holds its whole batch.
 struct ReaderCursor: Equatable {
     private(set) var count = 0
     private(set) var end = 0
@@ -28,12 +29,22 @@ struct ReaderCursor: Equatable {
         return taken - 1
     }
 
+    /// The reader asks for the next events, up to `count`: the ones in hand are finished, and
+    /// these are all in hand until the next call. Nil when the batch is used up (or cut).
+    mutating func advance(upTo count: Int) -> Range<Int>? {
+        finished = taken
+        guard taken < end else { return nil }
+        let first = taken
+        taken = min(end, taken + max(1, count))
+        return first..<taken
+    }
+
     /// The event in hand is finished, and no other is taken (a loop that stops after it).
     mutating func finishInHand() {
         finished = taken
     }
 
-    /// The index of the event in hand: handed out and not finished.
+    /// The index of the (first) event in hand: handed out and not finished.
     var inHand: Int? { taken > finished ? finished : nil }
 
     /// The events handed out and not yet given back.
@@ -59,7 +70,7 @@ struct ReaderCursor: Equatable {
         return taken..<end
     }
 
-    /// The reader lets go: its event in hand was not finished and goes back with the events
+    /// The reader lets go: its events in hand were not finished and go back with the events
     /// not handed out. Returns the events to store (finished and not stored) and the ones to
     /// give back; the batch is used up afterwards.
     mutating func release() -> (store: Range<Int>, giveBack: Range<Int>) {

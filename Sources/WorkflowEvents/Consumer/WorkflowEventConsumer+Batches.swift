@@ -44,8 +44,19 @@ extension WorkflowEventConsumer {
         }
         var deadline = idle.map { ContinuousClock.now.advanced(by: $0) }
         var awaitingAssignment = idle != nil && isAwaitingFirstAssignment
+        /// A batch reader's batch waits for more events until then, once one is there.
+        var gatheredBy: ContinuousClock.Instant?
         while true {
             if let error = client.takeErrorToThrow() { throw error }
+            if let gathering = batch.gathering, !buffer.isEmpty, buffer.count < gathering.count {
+                let now = ContinuousClock.now
+                let until = gatheredBy ?? now.advanced(by: gathering.wait)
+                gatheredBy = until
+                if now < until, machine.isOpen, !Task.isCancelled, stop?.isSet != true {
+                    try await fill(until: until, readAhead: .decoded)
+                    continue
+                }
+            }
             if try await triage(into: batch) { return true }
             if awaitingAssignment, !isAwaitingFirstAssignment, let idle {
                 awaitingAssignment = false
@@ -71,7 +82,7 @@ extension WorkflowEventConsumer {
     func triage(into batch: ReaderBatch) async throws -> Bool {
         var messages: [RDKafkaMessage] = []
         var events: [WorkflowEvent] = []
-        let limit = configuration.fetchBatchSize
+        let limit = batch.gathering?.count ?? configuration.fetchBatchSize
         messages.reserveCapacity(min(limit, buffer.count))
         events.reserveCapacity(min(limit, buffer.count))
         func holdsPartition(of message: RDKafkaMessage) -> Bool {

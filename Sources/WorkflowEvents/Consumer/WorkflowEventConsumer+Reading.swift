@@ -41,14 +41,44 @@ extension WorkflowEventConsumer {
         stream(topics: topics, idleTimeout: idleTimeout) { $0.nextMessage(withCoordinates: true) }
     }
 
+    /// The events of `topics` in batches of validated events, each with its coordinates: the
+    /// fastest way to read, for work done a batch at a time (a bulk insert, say).
+    ///
+    /// A batch holds up to `maxCount` events. Once the first event of a batch is there, it
+    /// waits up to `maxWait` for the rest; an empty batch is never delivered. Tombstones and
+    /// invalid events are skipped as in ``events(topics:idleTimeout:)``: logged, counted,
+    /// and dead-lettered when there is a `deadLetterTopic`.
+    ///
+    /// The unit of work is the batch: its offsets are stored once the loop asks for the next
+    /// batch, that is once its body has returned. A `commit()` from the body includes the
+    /// batch in hand. Leaving the loop with `break` or a thrown error leaves the batch in
+    /// hand unstored, and the next read delivers its events again; cancelling the iterating
+    /// task closes the consumer without storing it. The stream ends as
+    /// ``events(topics:idleTimeout:)`` does.
+    public nonisolated func batches(
+        topics: [String], maxCount: Int = 500, maxWait: Duration = .milliseconds(100), idleTimeout: Duration? = nil
+    ) -> AsyncThrowingStream<[WorkflowEventMessage], any Error> {
+        guard maxCount >= 1, maxWait >= .zero else {
+            let error = WorkflowEventsError(
+                .invalidConfiguration,
+                "batches(topics:maxCount:maxWait:): maxCount is \(maxCount) and maxWait \(maxWait); maxCount must be at least 1 and maxWait not negative"
+            )
+            return AsyncThrowingStream { $0.finish(throwing: error) }
+        }
+        return stream(topics: topics, idleTimeout: idleTimeout, gathering: .init(count: maxCount, wait: maxWait)) {
+            $0.nextMessages(upTo: maxCount)
+        }
+    }
+
     /// A stream whose elements `take` reads from the reader's batch: most come from the batch
     /// in hand, without a call to the actor; the actor is asked only for the next batch.
     private nonisolated func stream<Element>(
-        topics: [String], idleTimeout: Duration?, _ take: @escaping @Sendable (ReaderBatch) -> Element?
+        topics: [String], idleTimeout: Duration?, gathering: ReaderBatch.Gathering? = nil,
+        _ take: @escaping @Sendable (ReaderBatch) -> Element?
     ) -> AsyncThrowingStream<Element, any Error> {
         let reader = Self.makeReaderID()
         let watch = StreamCancellationWatch(consumer: self, reader: reader)
-        let batch = ReaderBatch()
+        let batch = ReaderBatch(gathering: gathering)
         return AsyncThrowingStream(unfolding: { [self] in
             defer { watch.check() }
             while true {
