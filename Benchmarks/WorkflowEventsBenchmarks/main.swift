@@ -3,7 +3,7 @@
 //
 //   bash Benchmarks/run.sh (builds, installs the Python side if missing, runs with --python)
 //   swift run -c release workflow-events-benchmarks [--events N] [--partitions P] [--repetitions R]
-//       [--only limit|decode|stream|callback|poll|latency] [--python Benchmarks/python/consume.py]
+//       [--only limit|decode|stream|main-actor|callback|poll|batches|process|latency] [--python Benchmarks/python/consume.py]
 import CRDKafka
 import Foundation
 import Logging
@@ -24,7 +24,7 @@ struct Options {
     var python: String?
 
     static let usage =
-        "usage: workflow-events-benchmarks [--events N] [--partitions P] [--repetitions R] [--only limit|decode|stream|callback|poll|latency] [--python Benchmarks/python/consume.py]\n"
+        "usage: workflow-events-benchmarks [--events N] [--partitions P] [--repetitions R] [--only limit|decode|stream|main-actor|callback|poll|batches|process|latency] [--python Benchmarks/python/consume.py]\n"
 
     init(_ arguments: [String]) {
         var iterator = arguments.dropFirst().makeIterator()
@@ -35,7 +35,8 @@ struct Options {
             case "--events" where value > 0: events = value
             case "--partitions" where value > 0: partitions = value
             case "--repetitions" where value > 0: repetitions = value
-            case "--only" where ["limit", "decode", "stream", "main-actor", "callback", "poll", "latency"].contains(text): only = text
+            case "--only" where ["limit", "decode", "stream", "main-actor", "callback", "poll", "batches", "process", "latency"].contains(text):
+                only = text
             case "--python" where !text.isEmpty: python = text
             default:
                 FileHandle.standardError.write(Data(Self.usage.utf8))
@@ -192,6 +193,50 @@ nonisolated func callbackLoop(bootstrap: String, topic: String, count: Int) asyn
         }
         precondition(received == count, "callback saw \(received) of \(count)")
         return (received, start, last)
+    }
+}
+
+nonisolated func batchesLoop(bootstrap: String, topic: String, count: Int) async throws -> Double {
+    try await measure(bootstrap: bootstrap, topic: topic) { consumer in
+        var received = 0
+        var start = ContinuousClock.now
+        reading: for try await batch in consumer.batches(topics: [topic], maxCount: 500, maxWait: .milliseconds(100)) {
+            if received == 0 { start = ContinuousClock.now }
+            for message in batch {
+                received += message.event.schemaVersion
+                if received == count { break reading }
+            }
+        }
+        return (received, start, ContinuousClock.now)
+    }
+}
+
+/// `process` with one handler at a time and an empty handler: the cost of its loop.
+nonisolated func processLoop(bootstrap: String, topic: String, count: Int) async throws -> Double {
+    try await measure(bootstrap: bootstrap, topic: topic) { consumer in
+        struct Progress {
+            var received = 0
+            var start = ContinuousClock.now
+            var end = ContinuousClock.now
+        }
+        let progress = Mutex(Progress())
+        let (done, signal) = AsyncStream.makeStream(of: Void.self)
+        let processing = Task {
+            try await consumer.process(topics: [topic], maxConcurrency: 1) { event in
+                let finished = progress.withLock { progress in
+                    if progress.received == 0 { progress.start = ContinuousClock.now }
+                    progress.received += event.schemaVersion
+                    if progress.received == count { progress.end = ContinuousClock.now }
+                    return progress.received == count
+                }
+                if finished { signal.yield() }
+            }
+        }
+        for await _ in done { break }
+        processing.cancel()
+        _ = try? await processing.value
+        let result = progress.withLock { $0 }
+        return (result.received, result.start, result.end)
     }
 }
 
@@ -457,6 +502,8 @@ nonisolated func run(_ options: Options) async throws {
         try await measured("main-actor") { try await mainActorStreamLoop(bootstrap: bootstrap, topic: topic, count: options.events) }
         try await measured("callback") { try await callbackLoop(bootstrap: bootstrap, topic: topic, count: options.events) }
         try await measured("poll") { try await pollLoop(bootstrap: bootstrap, topic: topic, count: options.events) }
+        try await measured("batches") { try await batchesLoop(bootstrap: bootstrap, topic: topic, count: options.events) }
+        try await measured("process") { try await processLoop(bootstrap: bootstrap, topic: topic, count: options.events) }
     }
     if let script = options.python {
         for _ in 0..<options.repetitions {
@@ -488,13 +535,14 @@ nonisolated func run(_ options: Options) async throws {
             ("limit", "limit: raw librdkafka loop"), ("decode", "decode only (no Kafka)"),
             ("stream", "stream: for try await events()"), ("main-actor", "the same loop on the main actor"),
             ("callback", "callback: consumeEvents"),
-            ("poll", "poll(500) + event()"),
+            ("poll", "poll(500) + event()"), ("batches", "batches(maxCount: 500)"),
+            ("process", "process(maxConcurrency: 1), empty handler"),
         ] {
             let rate = median(rates[name]!)
             let perEvent = median(allocations[name]!)
             let ratio = name == "decode" ? "-" : String(format: "%.2f", rate / limitRate)
             let beyond =
-                ["stream", "main-actor", "callback", "poll"].contains(name)
+                ["stream", "main-actor", "callback", "poll", "batches", "process"].contains(name)
                 ? String(format: "%.2f", perEvent - limitAllocations - decodeAllocations) : "-"
             print(String(format: "| %@ | %.0f | %@ | %.2f | %@ |", label as NSString, rate, ratio as NSString, perEvent, beyond as NSString))
         }
@@ -514,6 +562,11 @@ nonisolated func run(_ options: Options) async throws {
                     format: "stream ÷ Python with msgspec: %.2f×; ÷ Python with Pydantic: %.2f×", stream / median(rates["python-msgspec"]!),
                     stream / median(rates["python-pydantic"]!)))
             print(String(format: "decode only ÷ msgspec decode only: %.2f×", median(rates["decode"]!) / median(rates["msgspec-decode"]!)))
+            print(
+                String(
+                    format: "batches ÷ Python with msgspec: %.2f×; callback ÷ stream: %.2f×; process ÷ stream: %.2f×",
+                    median(rates["batches"]!) / median(rates["python-msgspec"]!), median(rates["callback"]!) / stream,
+                    median(rates["process"]!) / stream))
         }
 
         // Peak memory, each in a process of its own.
@@ -591,7 +644,7 @@ nonisolated func run(_ options: Options) async throws {
     print("")
     print("| target | this run | |")
     print("| --- | --- | --- |")
-    for (name, label) in [("stream", "stream"), ("callback", "callback"), ("poll", "poll(500)")] {
+    for (name, label) in [("stream", "stream"), ("callback", "callback"), ("poll", "poll(500)"), ("batches", "batches(maxCount: 500)")] {
         let ratio = median(rates[name]!) / limitRate
         print(
             String(

@@ -16,11 +16,14 @@ extension OrderedProcessor {
     }
 
     /// Pauses a partition that holds too many unfinished events (every partition when the
-    /// total is reached), and resumes it when there is room again. Looks at `touched` only,
+    /// total is reached), and resumes it once it holds half as many. Looks at `touched` only,
     /// unless the total crossed its limit.
     func applyFlowControl(_ touched: some Sequence<TopicPartition>) {
         guard !draining else { return }
-        let full = inMemory >= limits.maxBufferedEvents
+        // Paused at a limit, resumed at half of it: resuming drops nothing, but each pause
+        // drops librdkafka's prefetched messages, so pausing at every event over the limit
+        // would fetch the same messages again and again.
+        let full = totalFull ? inMemory > limits.maxBufferedEvents / 2 : inMemory >= limits.maxBufferedEvents
         let partitions: [TopicPartition] = full != totalFull ? Array(client.assignment) : Array(touched)
         totalFull = full
         var pause: [TopicPartition] = []
@@ -41,7 +44,8 @@ extension OrderedProcessor {
                 state.paused = true
                 progress[partition] = state
             }
-            let shouldPause = full || state.inMemory >= limits.maxBufferedEventsPerPartition
+            let perPartition = limits.maxBufferedEventsPerPartition
+            let shouldPause = full || (state.paused ? state.inMemory > perPartition / 2 : state.inMemory >= perPartition)
             if shouldPause != state.paused {
                 state.paused = shouldPause
                 progress[partition] = state
@@ -70,6 +74,9 @@ extension OrderedProcessor {
             }
             pending[key] = kept.isEmpty ? nil : kept
         }
+        // Given to a worker and not started: skipped.
+        let withdrawing = running.values.filter { revoked.contains($0.partition) }.map(\.id)
+        withdrawn.withdraw(withdrawing)
         revocationTokens += 1
         let revocation = Revocation(token: revocationTokens, partitions: lost ? [] : revoked, reply: reply)
         if lost {
@@ -106,6 +113,7 @@ extension OrderedProcessor {
     func beginDraining() {
         guard !draining else { return }
         draining = true
+        stopStarting.set()
         stopFetcher()
         // Not started: dropped, read again by whoever reads next.
         for (_, queue) in pending {

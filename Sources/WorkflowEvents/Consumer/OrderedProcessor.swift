@@ -54,12 +54,23 @@ final class OrderedProcessor: @unchecked Sendable {
     var progress: [TopicPartition: Progress] = [:]
     var pending: [String: Deque<WorkItem>] = [:]
     var ready = Deque<String>()
-    /// Handlers in flight: child tasks of the loop's task group.
+    /// Events given to a worker and not yet reported back.
     var running: [Int: WorkItem] = [:]
+    /// Workers: child tasks of the loop's handler group, each running its events one after
+    /// the other; at most `maxConcurrency`.
+    var workers = 0
+    /// Events given to a worker that it must skip if it has not started them (their
+    /// partition was revoked).
+    let withdrawn = WithdrawnEvents()
+    /// Set when the loop drains: workers start no further event.
+    let stopStarting = StopFlag()
+    /// Partitions whose flow control is to be looked at when the loop next catches up.
+    var touchedSinceBookkeeping: Set<TopicPartition> = []
     var inMemory = 0
     var revocations: [Revocation] = []
     var revocationTokens = 0
-    var runningKeys: Set<String> = []
+    /// Per key, its events given to workers and not yet reported back.
+    var runningKeys: [String: Int] = [:]
     var totalFull = false
     /// Partitions paused while the total was full before any of their messages came.
     var pausedUnseen: Set<TopicPartition> = []
@@ -137,8 +148,10 @@ final class OrderedProcessor: @unchecked Sendable {
             case .fetchFailed(let error):
                 failure = failure ?? error
                 beginDraining()
-            case .finished(let id, let outcome):
-                await finish(id, outcome)
+            case .finished(let completions):
+                for completion in completions { await finish(completion.id, completion.outcome, started: completion.started) }
+            case .workerEnded:
+                workers -= 1
             case .revoke(let partitions, let lost, let reply):
                 revoke(partitions, lost: lost, reply: reply)
             case .revocationDeadline(let token):
@@ -161,8 +174,16 @@ final class OrderedProcessor: @unchecked Sendable {
                 }
             }
             if !draining { schedule(in: &handlers) }
-            await flushCounters()
+            // Offsets, flow control and counters once the loop has caught up with its
+            // signals, not after each one.
+            if !mailbox.hasSignals {
+                storeProgress()
+                applyFlowControl(touchedSinceBookkeeping)
+                touchedSinceBookkeeping = []
+                await flushCounters()
+            }
         }
+        storeProgress()
         // What is left was never started, or did not end in time: not stored.
         for (_, queue) in pending {
             var queue = queue
@@ -192,7 +213,8 @@ final class OrderedProcessor: @unchecked Sendable {
                 mailbox.post(.fetchFailed(WorkflowEventsError(.clientClosed, "the consumer was closed while process(topics:) read from it")))
                 return
             }
-            let batch = await client.fetch(timeout: .milliseconds(100), maximum: batchSize)
+            // Validated on the poll queue, while the loop works on the batch before.
+            let batch = await client.fetch(timeout: .milliseconds(100), maximum: batchSize, decode: true)
             if let error = client.takeErrorToThrow() {
                 for message in batch { message.destroy() }
                 mailbox.post(.fetchFailed(error))
@@ -285,7 +307,7 @@ final class OrderedProcessor: @unchecked Sendable {
         progress[item.partition]!.inMemory += 1
         let wasIdle = pending[item.key] == nil
         pending[item.key, default: Deque()].append(item)
-        if wasIdle && !runningKeys.contains(item.key) {
+        if wasIdle && runningKeys[item.key] == nil {
             ready.append(item.key)
         }
         peak = max(peak, inMemory)
@@ -296,42 +318,90 @@ final class OrderedProcessor: @unchecked Sendable {
 
     // MARK: Running handlers
 
+    /// The most events one worker is given at a time.
+    static let eventsPerWorker = 64
+
+    /// Gives the ready keys' events to new workers while fewer than `maxConcurrency` run:
+    /// the ready keys are shared out among the free places, each key with its waiting
+    /// events in order, so that a worker goes from one event to the next without waiting
+    /// for the loop. A key is held by one worker at a time.
     func schedule(in handlers: inout DiscardingTaskGroup) {
-        while running.count < maxConcurrency, let key = ready.popFirst() {
-            guard var queue = pending[key], let item = queue.popFirst() else { continue }
-            pending[key] = queue.isEmpty ? nil : queue
-            start(item, in: &handlers)
+        while workers < maxConcurrency, !ready.isEmpty {
+            let free = maxConcurrency - workers
+            let keysPerWorker = (ready.count + free - 1) / free
+            var chunk: [WorkItem] = []
+            var keys = 0
+            while keys < keysPerWorker, chunk.count < Self.eventsPerWorker, let key = ready.popFirst() {
+                guard var queue = pending.removeValue(forKey: key) else { continue }
+                keys += 1
+                while chunk.count < Self.eventsPerWorker, let item = queue.popFirst() {
+                    chunk.append(item)
+                    runningKeys[key, default: 0] += 1
+                }
+                // The rest waits until the key's events given out are done.
+                if !queue.isEmpty { pending[key] = queue }
+            }
+            if !chunk.isEmpty { start(chunk, in: &handlers) }
         }
     }
 
-    func start(_ item: WorkItem, in handlers: inout DiscardingTaskGroup) {
+    func start(_ chunk: [WorkItem], in handlers: inout DiscardingTaskGroup) {
+        struct Job: Sendable {
+            let id: Int
+            let event: WorkflowEvent
+            let message: WorkflowEventMessage
+        }
+        let jobs = chunk.map { item in
+            Job(
+                id: item.id, event: item.event,
+                message: WorkflowEventMessage(
+                    event: item.event, topic: item.partition.topic, partition: item.partition.partition, offset: item.offset,
+                    key: item.message.key, headers: item.message.headers, timestamp: nil))
+        }
+        for item in chunk { running[item.id] = item }
+        workers += 1
         let handler = self.handler
         let mailbox = self.mailbox
         let policy = retryPolicy
         let consumer = self.consumer
-        let event = item.event
-        let id = item.id
-        delivered += 1
-        let message = WorkflowEventMessage(
-            event: event, topic: item.partition.topic, partition: item.partition.partition, offset: item.offset,
-            key: item.message.key, headers: item.message.headers, timestamp: nil)
         let group = consumer.configuration.groupID
         let metrics = consumer.metrics
+        let withdrawn = self.withdrawn
+        let stopStarting = self.stopStarting
         handlers.addTask {
-            let started = ContinuousClock.now
-            let outcome = await callWithRetries(policy, onRetry: { _, _ in await consumer.count(\.handlerRetries, 1) }) {
-                try await WorkflowEventConsumer.withEventSpan(message, group: group) { try await handler(event) }
+            // Reported together while handlers are quick (one signal, one wake-up of the
+            // loop, for many events), at once after a handler that took a millisecond or more.
+            var unreported: [Completion] = []
+            var reportedAt = ContinuousClock.now
+            for job in jobs {
+                if Task.isCancelled || stopStarting.isSet || withdrawn.take(job.id) {
+                    unreported.append(Completion(id: job.id, outcome: .abandoned, started: false))
+                    continue
+                }
+                let started = ContinuousClock.now
+                let outcome = await callWithRetries(policy, onRetry: { _, _ in await consumer.count(\.handlerRetries, 1) }) {
+                    try await WorkflowEventConsumer.withEventSpan(job.message, group: group) { try await handler(job.event) }
+                }
+                metrics.handlerDuration.record(since: started)
+                unreported.append(Completion(id: job.id, outcome: outcome, started: true))
+                let now = ContinuousClock.now
+                if now - reportedAt >= .milliseconds(1) {
+                    mailbox.post(.finished(unreported))
+                    unreported = []
+                    reportedAt = now
+                }
             }
-            metrics.handlerDuration.record(since: started)
-            mailbox.post(.finished(id: id, outcome: outcome))
+            if !unreported.isEmpty { mailbox.post(.finished(unreported)) }
+            mailbox.post(.workerEnded)
         }
-        running[id] = item
-        runningKeys.insert(item.key)
     }
 
-    func finish(_ id: Int, _ outcome: HandlerOutcome) async {
+    func finish(_ id: Int, _ outcome: HandlerOutcome, started: Bool) async {
         guard let item = running.removeValue(forKey: id) else { return }
-        runningKeys.remove(item.key)
+        if started {
+            delivered += 1
+            _ = withdrawn.take(id)
+        }
         defer { item.message.destroy() }
         var done = true
         switch outcome {
@@ -361,10 +431,11 @@ final class OrderedProcessor: @unchecked Sendable {
             progress[item.partition]!.inMemory -= 1
             if done { client.context.offsets.withLock { $0.finish(item.offset, of: item.partition) } }
         }
-        // The key's next event, if any, becomes ready.
-        if pending[item.key] != nil { ready.append(item.key) }
-        storeProgress()
-        applyFlowControl(CollectionOfOne(item.partition))
+        // Once the key's events given out are done, its next event, if any, becomes ready.
+        let left = (runningKeys[item.key] ?? 1) - 1
+        runningKeys[item.key] = left > 0 ? left : nil
+        if left == 0, pending[item.key] != nil { ready.append(item.key) }
+        touchedSinceBookkeeping.insert(item.partition)
         for revocation in revocations where revocation.partitions.contains(item.partition) {
             completeRevocation(token: revocation.token, timedOut: false)
         }

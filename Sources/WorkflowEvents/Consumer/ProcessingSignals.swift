@@ -8,7 +8,10 @@ import Synchronization
 enum ProcessingSignal: Sendable {
     case fetched([RDKafkaMessage], ack: @Sendable () -> Void)
     case fetchFailed(any Error)
-    case finished(id: Int, outcome: HandlerOutcome)
+    /// Events a worker ran or skipped, in its order.
+    case finished([Completion])
+    /// A worker has run (or skipped) every event it was given.
+    case workerEnded
     /// `reply` hands over the offsets to commit before the partitions go.
     case revoke([TopicPartition], lost: Bool, reply: @Sendable ([(TopicPartition, Int64)]) -> Void)
     case revocationDeadline(Int)
@@ -17,6 +20,15 @@ enum ProcessingSignal: Sendable {
     case giveUp
     /// The fetcher has ended: no batch will come any more.
     case fetcherEnded
+}
+
+/// How a worker ended an event it was given.
+struct Completion: Sendable {
+    let id: Int
+    let outcome: HandlerOutcome
+    /// False when the worker skipped it: the loop began draining, the partition was revoked,
+    /// or the worker was cancelled before the event's turn.
+    let started: Bool
 }
 
 /// A queue of signals with one waiting reader, which waits whether or not its task is
@@ -40,6 +52,9 @@ final class Mailbox: Sendable {
         }
         waiter?.resume(returning: signal)
     }
+
+    /// Whether a signal waits: the loop does its bookkeeping once none does.
+    var hasSignals: Bool { state.withLock { !$0.signals.isEmpty } }
 
     func next() async -> ProcessingSignal {
         await withCheckedContinuation { continuation in
@@ -79,6 +94,22 @@ final class ProcessingTimers: Sendable {
             let wait = next.map { min(Self.resolution, $0 - now) } ?? Self.resolution
             try? await Task.sleep(for: max(.milliseconds(1), wait))
         }
+    }
+}
+
+/// Events given to a worker that it must skip if it has not started them, shared by the
+/// loop (which withdraws them) and the workers.
+final class WithdrawnEvents: Sendable {
+    private let ids = Mutex<Set<Int>>([])
+
+    func withdraw(_ withdrawn: [Int]) {
+        guard !withdrawn.isEmpty else { return }
+        ids.withLock { $0.formUnion(withdrawn) }
+    }
+
+    /// Whether the event `id` was withdrawn; it is forgotten either way.
+    func take(_ id: Int) -> Bool {
+        ids.withLock { $0.remove(id) != nil }
     }
 }
 

@@ -537,18 +537,28 @@ final class RDKafkaConsumerClient: @unchecked Sendable {
     ///
     /// (librdkafka's batch call would wait for the whole batch or the timeout, holding back
     /// the first message of a quiet topic for up to the timeout.)
-    func fetch(timeout: Duration, maximum: Int) async -> [RDKafkaMessage] {
+    func fetch(timeout: Duration, maximum: Int, decode: Bool = false) async -> [RDKafkaMessage] {
         let milliseconds = timeout.milliseconds
         return await withCheckedContinuation { continuation in
             pollQueue.async { [self] in
-                continuation.resume(
-                    returning: usingIfOpen([], fetching: true) {
-                        guard let first = rd_kafka_consume_queue(queue, milliseconds) else { return [] }
-                        var result = [RDKafkaMessage(pointer: first)]
-                        if maximum > 1 { result += consumeBatch(timeoutMilliseconds: 0, maximum: maximum - 1) }
-                        keepFetcherBusy(after: result)
-                        return result
-                    })
+                var batch: [RDKafkaMessage] = usingIfOpen([], fetching: true) {
+                    guard let first = rd_kafka_consume_queue(queue, milliseconds) else { return [] }
+                    var result = [RDKafkaMessage(pointer: first)]
+                    if maximum > 1 { result += consumeBatch(timeoutMilliseconds: 0, maximum: maximum - 1) }
+                    keepFetcherBusy(after: result)
+                    return result
+                }
+                if decode { Self.decodeValues(&batch) }
+                continuation.resume(returning: batch)
+            }
+        }
+    }
+
+    /// Validates the values of `batch` (on the poll queue, beside the reader's work).
+    private static func decodeValues(_ batch: inout [RDKafkaMessage]) {
+        for index in batch.indices where !batch[index].isError && !batch[index].isTombstone {
+            batch[index].decoded = batch[index].withValue { bytes in
+                Result { () throws(WorkflowEventValidationError) in try WorkflowEvent.decode(bytes) }
             }
         }
     }
@@ -564,13 +574,7 @@ final class RDKafkaConsumerClient: @unchecked Sendable {
                     keepFetcherBusy(after: taken)
                     return taken
                 }
-                if decode {
-                    for index in batch.indices where !batch[index].isError && !batch[index].isTombstone {
-                        batch[index].decoded = batch[index].withValue { bytes in
-                            Result { () throws(WorkflowEventValidationError) in try WorkflowEvent.decode(bytes) }
-                        }
-                    }
-                }
+                if decode { Self.decodeValues(&batch) }
                 continuation.resume(returning: batch)
             }
         }
@@ -603,6 +607,11 @@ final class RDKafkaConsumerClient: @unchecked Sendable {
         for message in batch { bytes &+= message.valueLength }
         let length = Int(rd_kafka_queue_length(queue))
         guard fetcherWakeUp.shouldWake(queueLength: length, taken: batch.count, takenBytes: bytes) else { return }
+        sendWakeUp(fetcherWakeUp)
+    }
+
+    /// Wakes the broker threads with a request whose answer is not used (see above).
+    private func sendWakeUp(_ fetcherWakeUp: FetcherWakeUp) {
         let partitions = context.state.withLock { $0.assignment }
         guard !partitions.isEmpty else {
             fetcherWakeUp.finished()
@@ -661,6 +670,9 @@ final class RDKafkaConsumerClient: @unchecked Sendable {
                 paused ? rd_kafka_pause_partitions(handle, list) : rd_kafka_resume_partitions(handle, list)
             }
         }
+        // librdkafka 2.0.2 starts fetching a resumed partition only when its broker thread
+        // next wakes, which can be a second later.
+        if !paused, let fetcherWakeUp, fetcherWakeUp.shouldWakeAfterResume() { sendWakeUp(fetcherWakeUp) }
         if err != RD_KAFKA_RESP_ERR_NO_ERROR {
             context.logger.info(
                 "librdkafka refused to \(paused ? "pause" : "resume") partitions",
@@ -972,6 +984,17 @@ final class FetcherWakeUp: Sendable {
             else { return false }
             state.inFlight = true
             state.lastWakeUp = now
+            state.count += 1
+            return true
+        }
+    }
+
+    /// True when no wake-up is in flight (one is then counted as sent).
+    func shouldWakeAfterResume() -> Bool {
+        state.withLock { state in
+            guard !state.inFlight else { return false }
+            state.inFlight = true
+            state.lastWakeUp = DispatchTime.now().uptimeNanoseconds
             state.count += 1
             return true
         }
