@@ -1,6 +1,7 @@
-// BatchProcessing: the guide's "Batch Processing". `maxPollRecords: 100` caps each poll at
-// 100 records; each batch is validated, processed as a whole, then committed, so a crash
-// redelivers at most the batch in hand.
+// BatchProcessing: the guide's "Batch Processing". `batches(maxCount: 100)` delivers up to 100
+// validated events at a time (invalid ones are skipped and logged, as in a stream); a batch
+// is stored once the loop asks for the next one, and committed here after it is processed,
+// so a crash redelivers at most the batch in hand.
 //
 //   swift run BatchProcessing [--bootstrap-servers localhost:9092]
 import ExampleSupport
@@ -13,24 +14,15 @@ nonisolated func processBatch(_ events: [WorkflowEvent]) {
 
 nonisolated func batchProcessing(_ setting: ExampleSetting) async throws {
     let consumer = try WorkflowEventConsumer(
-        bootstrapServers: setting.bootstrapServers, groupID: "workflow-batches", enableAutoCommit: false,
-        maxPollRecords: 100)
-    try await consumer.subscribe(["workflow-events"])
+        bootstrapServers: setting.bootstrapServers, groupID: "workflow-batches", enableAutoCommit: false)
     var total = 0
     var batches = 0
-    while total < setting.sampleEvents {
-        let messages = try await consumer.poll(timeout: .seconds(1))
-        if messages.isEmpty { continue }
-        var events: [WorkflowEvent] = []
-        for (_, records) in messages {
-            for record in records {
-                events.append(try record.event())
-            }
-        }
-        processBatch(events)
-        try await consumer.commit()  // after the batch is processed
-        total += events.count
+    for try await batch in consumer.batches(topics: ["workflow-events"], maxCount: 100, maxWait: .milliseconds(200)) {
+        processBatch(batch.map(\.event))
+        try await consumer.commit()  // after the batch is processed: it includes the batch in hand
+        total += batch.count
         batches += 1
+        if total >= setting.sampleEvents { break }
     }
     await consumer.close()
     print("Processed \(total) events in \(batches) batches of at most 100.")

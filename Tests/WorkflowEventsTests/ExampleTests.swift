@@ -54,7 +54,7 @@ struct ExampleTests {
                 line.hasPrefix("Batch of ") ? Int(line.split(separator: " ")[2]) : nil
             }
             #expect(sizes.reduce(0, +) == 350)
-            #expect(sizes.allSatisfy { $0 <= 100 }, "a poll returned more than maxPollRecords: \(sizes)")
+            #expect(sizes.allSatisfy { $0 <= 100 }, "a batch held more than maxCount: \(sizes)")
             #expect(lines.last == "Processed 350 events in \(sizes.count) batches of at most 100.")
         case "ConsumerGroup":
             let members = lines.filter { $0.hasPrefix("member ") }
