@@ -32,7 +32,7 @@ extension WorkflowEventConsumer {
             client.setPaused(false, client.assignment.subtracting(userPaused).sorted())
         }
         lastFetch = .now
-        if batch.isEmpty { batch = client.fetchAvailable(maximum: maximum) }
+        if batch.isEmpty { batch = await client.fetchAvailable(maximum: maximum) }
         if batch.isEmpty {
             var wait = Duration.seconds(1)
             if let deadline { wait = min(wait, max(.zero, deadline - ContinuousClock.now)) }
@@ -137,7 +137,10 @@ extension WorkflowEventConsumer {
             client.setPaused(true, client.assignment.sorted())
         }
         lastFetch = now
-        buffer.append(client.fetchAvailable(maximum: 1))
+        // Owned while librdkafka is asked, so that no fill takes later messages meanwhile.
+        await acquireFetchPath()
+        buffer.append(await client.fetchAvailable(maximum: 1))
+        releaseFetchPath()
         dropRevokedPartitions()
     }
 

@@ -42,6 +42,10 @@ final class RDKafkaCallbackContext: Sendable {
         /// The batch of the stream or callback loop reading, if one does: a revocation
         /// stores its finished events' offsets and takes back the rest.
         var readerBatch: ReaderBatch?
+        /// The application's handlers (`onPartitionsRevoked`, `onPartitionsAssigned`), as the
+        /// client wraps them: each returns once the handler has, or its time has run out.
+        var revocationHandler: (@Sendable (_ partitions: [TopicPartition], _ lost: Bool) -> Void)?
+        var assignmentHandler: (@Sendable (_ partitions: [TopicPartition]) -> [TopicPartition: Int64])?
     }
 
     let logger: Logger
@@ -272,12 +276,15 @@ private let rebalanceCallback:
         let changed = entries(of: partitions).map(\.0)
         switch err {
         case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
-            // Seeks asked for before the assignment become the start offsets.
+            // The application's handler may choose start offsets; seeks asked for before the
+            // assignment become start offsets too.
+            let handler = context.state.withLock { $0.assignmentHandler }
+            let chosen = handler?(changed) ?? [:]
             context.state.withLock { state in
                 for index in 0..<Int(partitions.pointee.cnt) {
                     let element = partitions.pointee.elems[index]
                     let key = TopicPartition(topic: String(cString: element.topic), partition: element.partition)
-                    if let offset = state.pendingSeeks.removeValue(forKey: key) {
+                    if let offset = state.pendingSeeks.removeValue(forKey: key) ?? chosen[key] {
                         partitions.pointee.elems[index].offset = offset
                     }
                 }
@@ -328,6 +335,9 @@ private let rebalanceCallback:
                 }
             }
             hook?(changed, lost)
+            // The application's handler commits what it processed (the finished events are
+            // stored by now).
+            context.state.withLock { $0.revocationHandler }?(changed, lost)
             context.offsets.withLock { $0.forget(changed) }
             if cooperative {
                 if let error = rd_kafka_incremental_unassign(handle, partitions) {
@@ -444,6 +454,8 @@ final class RDKafkaConsumerClient: @unchecked Sendable {
     /// Wakes librdkafka's fetcher when its queue has run low (nil when librdkafka does it).
     private let fetcherWakeUp: FetcherWakeUp?
     private let wakeUpQueue = DispatchQueue(label: "workflow-events.consumer.fetcher-wake-up")
+    /// Runs the commits of the application's rebalance handlers.
+    private let handlerQueue = DispatchQueue(label: "workflow-events.consumer.rebalance-handlers")
 
     init(properties: [(String, String)], logger: Logger, metrics: ConsumerMetrics, listeners: RebalanceListeners) throws {
         fetcherWakeUp = FetcherWakeUp(properties: properties, librdkafkaVersion: librdkafkaVersionNumber)
@@ -523,12 +535,19 @@ final class RDKafkaConsumerClient: @unchecked Sendable {
 
     // MARK: Fetching
 
-    /// Takes up to `maximum` messages that are already waiting, without blocking.
-    func fetchAvailable(maximum: Int) -> [RDKafkaMessage] {
-        usingIfOpen([], fetching: true) {
-            let batch = consumeBatch(timeoutMilliseconds: 0, maximum: maximum)
-            keepFetcherBusy(after: batch)
-            return batch
+    /// Takes up to `maximum` messages that are already waiting, without waiting for more. On
+    /// the poll queue, as every consume call: librdkafka runs the rebalance callback inside
+    /// it, and that callback waits for the application's rebalance handlers.
+    func fetchAvailable(maximum: Int) async -> [RDKafkaMessage] {
+        await withCheckedContinuation { continuation in
+            pollQueue.async { [self] in
+                continuation.resume(
+                    returning: usingIfOpen([], fetching: true) {
+                        let batch = consumeBatch(timeoutMilliseconds: 0, maximum: maximum)
+                        keepFetcherBusy(after: batch)
+                        return batch
+                    })
+            }
         }
     }
 
@@ -646,6 +665,15 @@ final class RDKafkaConsumerClient: @unchecked Sendable {
                 topics.map { (TopicPartition(topic: $0, partition: Int32(RD_KAFKA_PARTITION_UA)), RDKafkaOffset.invalid) }
             ) { rd_kafka_subscribe(handle, $0) }
             guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(err, operation: "subscribe to \(topics)") }
+        }
+    }
+
+    /// Leaves the group's subscription; librdkafka revokes the assignment in the rebalance
+    /// callback, at its next consume call.
+    func unsubscribe() async throws {
+        try await request(on: operationsQueue, "unsubscribe") { [self] in
+            let err = rd_kafka_unsubscribe(handle)
+            guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(err, operation: "unsubscribe") }
         }
     }
 
@@ -770,8 +798,11 @@ final class RDKafkaConsumerClient: @unchecked Sendable {
     }
 
     /// Commits the stored offsets, or the given ones, and waits for the broker's answer.
-    func commit(_ offsets: [(TopicPartition, Int64)]?) async throws {
-        let err: rd_kafka_resp_err_t = try await request(on: operationsQueue, "commit") { [self] in
+    /// `forRebalanceHandler`: on a queue of its own, since the operations queue may be
+    /// running the close whose revocation waits for that handler.
+    func commit(_ offsets: [(TopicPartition, Int64)]?, forRebalanceHandler: Bool = false) async throws {
+        let queue = forRebalanceHandler ? handlerQueue : operationsQueue
+        let err: rd_kafka_resp_err_t = try await request(on: queue, "commit") { [self] in
             if let offsets {
                 return withPartitionList(offsets) { list in
                     let err = rd_kafka_commit(handle, list, 0)
@@ -848,6 +879,26 @@ final class RDKafkaConsumerClient: @unchecked Sendable {
             return (low, high)
         }
         return (low, high)
+    }
+
+    /// For each partition, the offset of its first message whose timestamp is at or after
+    /// `milliseconds` since 1970, nil where there is none.
+    func offsets(forTime milliseconds: Int64, of partitions: [TopicPartition], timeout: Duration) async throws -> [TopicPartition: Int64?] {
+        let wait = timeout.milliseconds
+        return try await request(on: operationsQueue, "look up offsets by time") { [self] in
+            try withPartitionList(partitions.map { ($0, milliseconds) }) { list in
+                let err = rd_kafka_offsets_for_times(handle, list, wait)
+                guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(err, operation: "look up offsets by time") }
+                var offsets: [TopicPartition: Int64?] = [:]
+                for (partition, offset, error) in entries(of: list) {
+                    guard error == RD_KAFKA_RESP_ERR_NO_ERROR else {
+                        throw KafkaError(error, operation: "look up the offset of \(partition) by time")
+                    }
+                    offsets[partition] = offset >= 0 ? offset : nil
+                }
+                return offsets
+            }
+        }
     }
 
     /// Moves the fetch position of an assigned partition and waits until librdkafka has
