@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import Synchronization
 import WorkflowEvents
 
 struct Consume: AsyncParsableCommand {
@@ -47,10 +48,25 @@ struct Consume: AsyncParsableCommand {
     @Option(help: "Print only the events of this workflow ID.")
     var workflow: String?
 
+    @Option(
+        help: ArgumentHelp(
+            "Start each partition at its first event written at or after this RFC 3339 time (e.g. 2026-12-01T09:00:00Z), instead of the committed offset.",
+            valueName: "time"))
+    var from: String?
+
+    /// `--from` as a date.
+    static func parseTime(_ text: String) -> Date? {
+        let withFraction = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
+        return (try? Date(text, strategy: withFraction)) ?? (try? Date(text, strategy: .iso8601))
+    }
+
     func validate() throws {
         if topics.isEmpty { throw ValidationError("give at least one --topic") }
         if let idleTimeout, !(idleTimeout > 0) { throw ValidationError("--idle-timeout must be a positive number of seconds") }
         if let maxEvents, maxEvents < 1 { throw ValidationError("--max-events must be at least 1") }
+        if let from, Self.parseTime(from) == nil {
+            throw ValidationError("--from \(from) is not an RFC 3339 time with a zone, such as 2026-12-01T09:00:00Z")
+        }
     }
 
     func run() async throws {
@@ -70,7 +86,9 @@ struct Consume: AsyncParsableCommand {
         let output = self.output
         let maxEvents = self.maxEvents
         let workflow = self.workflow
+        let start = from.flatMap(Self.parseTime)
         return try await withWorkflowEventConsumer(configuration: configuration, logger: logger) { consumer in
+            if let start { try await Self.start(consumer, at: start, topics: topics, grouped: group != nil) }
             var printed = 0
             for try await event in consumer.events(topics: topics, idleTimeout: idle) {
                 if !wantedTypes.isEmpty, !wantedTypes.contains(event.eventType) { continue }
@@ -87,6 +105,27 @@ struct Consume: AsyncParsableCommand {
                 }
             }
             return printed
+        }
+    }
+}
+
+extension Consume {
+    /// Makes each partition start at `time`: in a group, the first time it is assigned to
+    /// this member (a partition that comes back later continues from its commit); without a
+    /// group, every partition at once.
+    static func start(_ consumer: WorkflowEventConsumer, at time: Date, topics: [String], grouped: Bool) async throws {
+        guard grouped else {
+            try await consumer.subscribe(topics)
+            try await consumer.seek(Array(await consumer.assignment).sorted(), to: time)
+            return
+        }
+        let started = Mutex<Set<TopicPartition>>([])
+        consumer.onPartitionsAssigned { assigned in
+            let fresh = started.withLock { started in assigned.partitions.filter { started.insert($0).inserted } }
+            guard !fresh.isEmpty else { return }
+            for (partition, offset) in try await consumer.offsets(for: time, in: fresh) {
+                try assigned.start(partition, at: offset)
+            }
         }
     }
 }

@@ -143,6 +143,34 @@ struct ToolTests {
         #expect(output.stdout.contains("Received all 12 events"))
     }
 
+    @Test(
+        "consume --from: a time after every event starts at the end, with and without a group; a group's commit is not moved by it; a bad time is refused"
+    )
+    func consumeFrom() async throws {
+        let fixture = try await makeFixture(partitions: 2, events: 20)
+        defer { fixture.cluster.shutdown() }
+        let servers = fixture.cluster.bootstrapServers
+        for group in [[], ["--group", "tool-from"]] {
+            let output = try await runTool(
+                ["consume", "--bootstrap-servers", servers, "--topic", fixture.topic, "--idle-timeout", "1", "--from", "2999-01-01T00:00:00Z"]
+                    + group)
+            #expect(output.status == 0, "stderr: \(output.stderr)")
+            #expect(output.stdout.isEmpty)
+            #expect(output.stderr.contains("consumed 0 events"))
+        }
+        // Nothing was read in the group, so nothing was committed: without --from it would
+        // start at the beginning.
+        let partitions = [0, 1].map { TopicPartition(topic: fixture.topic, partition: $0) }
+        let committed = try await withWorkflowEventConsumer(configuration: groupConfiguration(fixture.cluster, group: "tool-from")) {
+            try await $0.committed(partitions)
+        }
+        #expect(committed.isEmpty)
+
+        let bad = try await runTool(["consume", "--topic", "t", "--from", "yesterday"])
+        #expect(bad.status == 64)
+        #expect(bad.stderr.contains("--from yesterday is not an RFC 3339 time"))
+    }
+
     @Test("errors are one sentence on stderr and a non-zero exit, never a stack trace")
     func errorsAreOneSentence() async throws {
         let noTopic = try await runTool(["consume"])

@@ -35,3 +35,20 @@ final class ReleasedReaders: Sendable {
         }
     }
 }
+
+/// What a consumer reads.
+enum Subscription: Equatable {
+    /// The topics given to `subscribe`: the group's share of their partitions, or every
+    /// partition without a group.
+    case topics([String])
+    /// The partitions given to `assign`, without the group's assignment.
+    case partitions(Set<TopicPartition>)
+
+    /// Whether a reader of `topics` reads what this subscription reads, without a change.
+    func serves(_ topics: [String]) -> Bool {
+        switch self {
+        case .topics(let subscribed): return subscribed == topics
+        case .partitions(let assigned): return Set(assigned.map(\.topic)) == Set(topics)
+        }
+    }
+}

@@ -35,7 +35,7 @@ extension WorkflowEventConsumer {
         }
         guard machine.isOpen else { return false }
         try claim(reader: reader, batch: batch)
-        if subscription != topics {
+        if subscription?.serves(topics) != true {
             try await subscribe(topics)
         }
         lastRead = .now

@@ -31,7 +31,8 @@ public actor WorkflowEventConsumer {
     /// The lifecycle and the fetch path (see ``ConsumerStateMachine``).
     var machine = ConsumerStateMachine<CheckedContinuation<Void, Never>, Task<[RDKafkaMessage], Never>>()
 
-    var subscription: [String]?
+    /// What this consumer reads: the topics of `subscribe`, or the partitions of `assign`.
+    var subscription: Subscription?
     var buffer = RDKafkaMessageBuffer()
     var seenGeneration = 0
     var subscribedAt = ContinuousClock.now
@@ -152,7 +153,13 @@ public actor WorkflowEventConsumer {
         defer { for waiter in machine.endSubscribing() { waiter.resume() } }
         try checkOpen("subscribe")
         // The same topics again: the assignment and the positions stay as they are.
-        if subscription == topics { return }
+        if subscription?.serves(topics) == true { return }
+        if case .partitions(let assigned) = subscription {
+            throw WorkflowEventsError(
+                .invalidConfiguration,
+                "cannot read \(topics): this consumer reads the partitions given to assign(_:) (\(assigned.sorted().map(\.description).joined(separator: ", "))); call unsubscribe() first"
+            )
+        }
         try await checkConnection(for: "subscribe to \(topics)")
         try checkOpen("subscribe")
         if configuration.groupID != nil {
@@ -172,7 +179,7 @@ public actor WorkflowEventConsumer {
         let kept = Set(topics)
         await absorbReadAhead()
         buffer.drop { !kept.contains($0.topic) }
-        subscription = topics
+        subscription = .topics(topics)
         subscribedAt = .now
         if configuration.groupID != nil && keepAlive == nil && !reading.isProcessing { startKeepAlive() }
         logger.debug("subscribed", metadata: ["kafka.topics": "\(topics.joined(separator: ","))"])
