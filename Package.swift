@@ -10,7 +10,7 @@ let strictSettings: [SwiftSetting] = [
 /// One executable each under Examples/, runnable with `swift run NAME`.
 let examples = [
     "Quickstart", "ScopedConsumer", "ManualPolling", "ManualCommit", "SeekAndPosition", "MultipleTopics",
-    "BatchProcessing", "ConsumerGroup", "GracefulShutdown", "OrderedParallel",
+    "BatchProcessing", "ConsumerGroup", "GracefulShutdown", "OrderedParallel", "RebalanceHandlers", "Replay",
 ]
 
 let package = Package(

@@ -28,6 +28,12 @@ struct ExampleTests {
         Example(name: "BatchProcessing", expectedLines: []),
         Example(name: "ConsumerGroup", expectedLines: []),
         Example(name: "OrderedParallel", expectedLines: ["all 400 events handled"]),
+        Example(name: "RebalanceHandlers", expectedLines: []),
+        Example(
+            name: "Replay",
+            expectedLines: [
+                "Assigned: [workflow-events[0]]", "After seekToBeginning: position 0", "Unsubscribed: 0 partitions",
+            ]),
     ]
 
     @Test("each example runs to its end against an embedded cluster and prints what it shows", arguments: examples)
@@ -49,6 +55,13 @@ struct ExampleTests {
             #expect(committed.reduce(0, +) == 30)
         case "SeekAndPosition":
             #expect(lines.contains { $0.hasPrefix("Next event of workflow-events[0] is at offset 2: ") })
+        case "RebalanceHandlers":
+            // The handler ran before the hand-over, and said whether its commit landed.
+            #expect(lines.contains { $0.hasPrefix("revoked [") && ($0.contains("committed") || $0.contains("refused")) })
+            #expect(lines.contains { $0.hasPrefix("the second member starts workflow-events[") })
+        case "Replay":
+            let end = lines.first { $0.hasPrefix("After seekToEnd: position ") }
+            #expect(end != nil && end != "After seekToEnd: position 0")
         case "BatchProcessing":
             let sizes = lines.compactMap { line in
                 line.hasPrefix("Batch of ") ? Int(line.split(separator: " ")[2]) : nil
