@@ -223,6 +223,23 @@ struct ObservabilityTests {
         #expect(handler.attributes["messaging.system"]?.toSpanAttribute() == "kafka")
         #expect(handler.attributes["messaging.destination.name"]?.toSpanAttribute() == "traced")
         #expect(handler.attributes["messaging.consumer.group.name"]?.toSpanAttribute() == "traced")
+
+        // A `for try await` body opts into the same span.
+        let reader = try WorkflowEventConsumer(configuration: groupConfiguration(cluster, group: "traced-loop"))
+        let inLoop = Mutex<String?>(nil)
+        for try await message in reader.messages(topics: ["traced"]) {
+            try await message.withConsumerSpan(group: "traced-loop") {
+                inLoop.withLock { $0 = ServiceContext.current?.inMemorySpanContext?.spanID }
+            }
+            break
+        }
+        await reader.close()
+        let loopSpan = try #require(tracer.finishedSpans.first { $0.spanID == inLoop.withLock { $0 } })
+        #expect(loopSpan.operationName == event.eventType.rawValue)
+        #expect(loopSpan.spanContext.parentSpanID == publishSpanID)
+        #expect(loopSpan.kind == .consumer)
+        #expect(loopSpan.attributes["messaging.consumer.group.name"]?.toSpanAttribute() == "traced-loop")
+        #expect(loopSpan.attributes["messaging.kafka.offset"]?.toSpanAttribute() == 0)
     }
 
     @Test("health: assigned partitions, last event time, lag from the statistics, last error, closed")

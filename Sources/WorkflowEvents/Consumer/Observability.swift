@@ -191,6 +191,19 @@ struct KafkaHeaderInjector: Injector {
     }
 }
 
+extension WorkflowEventMessage {
+    /// Runs `body` in the consumer span that ``WorkflowEventConsumer/consumeEvents(topics:timeout:_:)``
+    /// and `process` give each handler call: named after the event type, continuing the
+    /// trace the message's headers carry, with OpenTelemetry's messaging attributes
+    /// (`group` as `messaging.consumer.group.name`). For the body of a `for try await` loop
+    /// over ``WorkflowEventConsumer/messages(topics:idleTimeout:)`` or
+    /// ``WorkflowEventConsumer/batches(topics:maxCount:maxWait:idleTimeout:)``. Without a
+    /// tracer bootstrapped it only runs `body`.
+    nonisolated(nonsending) public func withConsumerSpan<T>(group: String? = nil, _ body: () async throws -> T) async throws -> T {
+        try await WorkflowEventConsumer.withEventSpan(self, group: group, body)
+    }
+}
+
 extension WorkflowEventConsumer {
     /// Runs `body` in a consumer span named after the event type, continuing the trace its
     /// headers carry (`traceparent` with W3C propagation), with OpenTelemetry's messaging
