@@ -1,4 +1,4 @@
-.PHONY: demo test lint sanitize bench bench-check reliability deps
+.PHONY: demo test lint sanitize bench bench-check reliability deps docs
 
 deps:
 	@bash scripts/install-dependencies.sh
@@ -24,6 +24,10 @@ bench: deps
 # Microbenchmarks (ordo-one/benchmark): times printed, allocation counts checked.
 bench-check: deps
 	bash Benchmarks/Micro/check.sh
+
+# The DocC documentation of WorkflowEvents (swift-docc-plugin); a warning fails it.
+docs: deps
+	swift package --disable-sandbox generate-documentation --target WorkflowEvents --warnings-as-errors
 
 reliability: deps
 	bash scripts/reliability.sh

@@ -137,7 +137,7 @@ extension WorkflowEventConsumer {
     }
 
     /// Makes the first offset still in each partition (its low watermark) the next read.
-    /// Waits for the assignment as ``seek(_:to:)`` does.
+    /// Waits for the assignment as ``seek(_:to:)-(_,Int64)`` does.
     public func seekToBeginning(_ partitions: [TopicPartition]) async throws {
         for partition in partitions {
             let (low, _) = try await client.watermarks(partition, timeout: configuration.connectionTimeout)
@@ -147,7 +147,7 @@ extension WorkflowEventConsumer {
 
     /// Makes the end of each partition (the offset its next message will have) the next
     /// read: only messages written from now on are read. Waits for the assignment as
-    /// ``seek(_:to:)`` does.
+    /// ``seek(_:to:)-(_,Int64)`` does.
     public func seekToEnd(_ partitions: [TopicPartition]) async throws {
         for partition in partitions {
             let (_, high) = try await client.watermarks(partition, timeout: configuration.connectionTimeout)
@@ -181,7 +181,7 @@ extension WorkflowEventConsumer {
 
     /// Makes each partition's first message written at or after `time` the next read (its
     /// end, when none is): "replay the last hour". Waits for the assignment as
-    /// ``seek(_:to:)`` does.
+    /// ``seek(_:to:)-(_,Int64)`` does.
     public func seek(_ partitions: [TopicPartition], to time: Date) async throws {
         let offsets = try await offsets(for: time, in: partitions)
         for partition in partitions {

@@ -127,7 +127,7 @@ extension WorkflowEventConsumer {
     /// The offset of the next record this consumer will deliver from `partition`.
     ///
     /// Before anything was read it is the committed offset, or else where the reset policy
-    /// starts. Waits for the assignment as ``seek(_:to:)`` does.
+    /// starts. Waits for the assignment as ``seek(_:to:)-(_,Int64)`` does.
     public func position(_ partition: TopicPartition) async throws -> Int64 {
         try checkOpen("position")
         try checkNotProcessing("ask for a position")

@@ -7,7 +7,7 @@ import Tracing
 /// Consumes workflow events from Kafka.
 ///
 /// The actor owns one librdkafka consumer. Read events with a `for try await` loop over
-/// ``events(topics:)`` (or ``messages(topics:)`` for their Kafka coordinates), with a
+/// ``events(topics:idleTimeout:)`` (or ``messages(topics:idleTimeout:)`` for their Kafka coordinates), with a
 /// callback through ``consumeEvents(topics:timeout:_:)``, or in batches of raw
 /// records with ``poll(timeout:)``; prefer ``withWorkflowEventConsumer(configuration:logger:isolation:_:)``,
 /// which closes the consumer however its body ends.

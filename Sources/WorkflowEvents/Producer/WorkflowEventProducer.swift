@@ -91,8 +91,11 @@ public actor WorkflowEventProducer {
     /// (`ServiceContext.current`) goes with it in the headers, through the bootstrapped
     /// instrument.
     ///
-    /// - Parameter headers: sent after the contract's `content-type` and `event-type`
-    ///   (a `traceparent`, for example).
+    /// - Parameters:
+    ///   - event: the event, written in the contract's form and keyed by its `workflowID`.
+    ///   - topic: the topic to write to.
+    ///   - headers: sent after the contract's `content-type` and `event-type` (a
+    ///     `traceparent`, for example).
     /// - Returns: the partition and offset the event was written at.
     public func send(_ event: WorkflowEvent, to topic: String, headers: [KafkaHeader] = []) async throws -> DeliveryReport {
         let id = try await enqueue(event, to: topic, headers: headers)
