@@ -81,12 +81,23 @@ public func waitUntil(
 public func collect(
     _ stream: AsyncThrowingStream<WorkflowEventMessage, any Error>, count: Int, timeout: Duration = .seconds(30)
 ) async throws -> [WorkflowEventMessage] {
-    try await withThrowingTaskGroup(of: [WorkflowEventMessage]?.self) { group in
+    try await collect(stream, events: count, counting: { _ in 1 }, timeout: timeout)
+}
+
+/// Reads elements from a stream until they hold `count` events (`counting` says how many
+/// each holds), with a bound on the time.
+public func collect<Element: Sendable>(
+    _ stream: AsyncThrowingStream<Element, any Error>, events count: Int, counting: @escaping @Sendable (Element) -> Int,
+    timeout: Duration = .seconds(30)
+) async throws -> [Element] {
+    try await withThrowingTaskGroup(of: [Element]?.self) { group in
         group.addTask {
-            var received: [WorkflowEventMessage] = []
-            for try await message in stream {
-                received.append(message)
-                if received.count == count { break }
+            var received: [Element] = []
+            var events = 0
+            for try await element in stream {
+                received.append(element)
+                events += counting(element)
+                if events >= count { break }
             }
             return received
         }

@@ -5,30 +5,11 @@ import Testing
 import WorkflowEvents
 import WorkflowEventsTesting
 
-/// Reads batches until `count` events have come (or `timeout`), keeping the batches.
+/// Reads batches until they hold `count` events (or `timeout`), keeping the batches.
 private func collectBatches(
     _ stream: AsyncThrowingStream<[WorkflowEventMessage], any Error>, events count: Int, timeout: Duration = .seconds(30)
 ) async throws -> [[WorkflowEventMessage]] {
-    try await withThrowingTaskGroup(of: [[WorkflowEventMessage]]?.self) { group in
-        group.addTask {
-            var batches: [[WorkflowEventMessage]] = []
-            var total = 0
-            for try await batch in stream {
-                batches.append(batch)
-                total += batch.count
-                if total >= count { break }
-            }
-            return batches
-        }
-        group.addTask {
-            try await Task.sleep(for: timeout)
-            return nil
-        }
-        let first = try await group.next()!
-        group.cancelAll()
-        guard let first else { throw TimedOut(description: "fewer than \(count) events within \(timeout)") }
-        return first
-    }
+    try await collect(stream, events: count, counting: \.count, timeout: timeout)
 }
 
 @Suite("Reading in batches")
