@@ -3,7 +3,7 @@
 //
 //   bash Benchmarks/run.sh (builds, installs the Python side if missing, runs with --python)
 //   swift run -c release workflow-events-benchmarks [--events N] [--partitions P] [--repetitions R]
-//       [--only limit|decode|stream|main-actor|callback|poll|batches|process|latency] [--python Benchmarks/python/consume.py]
+//       [--only limit|decode|stream|main-actor|callback|poll|batches|process|latency|memory] [--python Benchmarks/python/consume.py]
 import CRDKafka
 import Foundation
 import Logging
@@ -24,7 +24,7 @@ struct Options {
     var python: String?
 
     static let usage =
-        "usage: workflow-events-benchmarks [--events N] [--partitions P] [--repetitions R] [--only limit|decode|stream|main-actor|callback|poll|batches|process|latency] [--python Benchmarks/python/consume.py]\n"
+        "usage: workflow-events-benchmarks [--events N] [--partitions P] [--repetitions R] [--only limit|decode|stream|main-actor|callback|poll|batches|process|latency|memory] [--python Benchmarks/python/consume.py]\n"
 
     init(_ arguments: [String]) {
         var iterator = arguments.dropFirst().makeIterator()
@@ -35,7 +35,9 @@ struct Options {
             case "--events" where value > 0: events = value
             case "--partitions" where value > 0: partitions = value
             case "--repetitions" where value > 0: repetitions = value
-            case "--only" where ["limit", "decode", "stream", "main-actor", "callback", "poll", "batches", "process", "latency"].contains(text):
+            case "--only"
+            where ["limit", "decode", "stream", "main-actor", "callback", "poll", "batches", "process", "latency", "memory"]
+                .contains(text):
                 only = text
             case "--python" where !text.isEmpty: python = text
             default:
@@ -495,6 +497,12 @@ nonisolated func run(_ options: Options) async throws {
         allocations[name, default: []].append(Double(after - before) / Double(options.events))
     }
     let bootstrap = cluster.bootstrapServers
+    if options.only == "memory" {
+        let raw = try measureMemory("raw", bootstrap: bootstrap, topic: topic, count: options.events, partitions: options.partitions)
+        let stream = try measureMemory("stream", bootstrap: bootstrap, topic: topic, count: options.events, partitions: options.partitions)
+        print(String(format: "peak resident memory: raw loop %.0f MiB, stream %.0f MiB (%.2f ×)", raw, stream, stream / raw))
+        return
+    }
     for _ in 0..<options.repetitions {
         await measured("limit") { rawLoop(bootstrap: bootstrap, topic: topic, partitions: options.partitions, count: options.events) }
         try await measured("decode") { try decodeLoop(documents) }

@@ -10,8 +10,13 @@ import Synchronization
 import WorkflowEvents
 
 nonisolated func rebalanceHandlers(_ setting: ExampleSetting) async throws {
-    let group = "rebalance-handlers"
-    let first = try WorkflowEventConsumer(bootstrapServers: setting.bootstrapServers, groupID: group, enableAutoCommit: false)
+    var configuration = WorkflowEventConsumer.Configuration(
+        bootstrapServers: setting.bootstrapServers, groupID: "rebalance-handlers", enableAutoCommit: false)
+    if setting.isEmbedded {
+        // The embedded cluster holds a rebalance up to the members' session timeout.
+        configuration.properties = ["session.timeout.ms": "6000", "heartbeat.interval.ms": "500"]
+    }
+    let first = try WorkflowEventConsumer(configuration: configuration)
     // Next offsets of what the loop below has processed, per partition.
     let processed = Mutex<[TopicPartition: Int64]>([:])
     first.onPartitionsRevoked(timeout: .seconds(10)) { revoked in
@@ -36,12 +41,16 @@ nonisolated func rebalanceHandlers(_ setting: ExampleSetting) async throws {
             processed.withLock { $0[partition] = record.offset + 1 }
         }
     }
-    let second = try WorkflowEventConsumer(bootstrapServers: setting.bootstrapServers, groupID: group)
+    configuration.enableAutoCommit = true
+    let second = try WorkflowEventConsumer(configuration: configuration)
     var starts: [TopicPartition: Int64] = [:]
-    for try await message in second.messages(topics: ["workflow-events"]) {
+    // Until every partition it owns has given an event, or none came for 5 s (a partition
+    // may hold no sample event).
+    for try await message in second.messages(topics: ["workflow-events"], idleTimeout: .seconds(5)) {
         if starts[message.topicPartition] == nil { starts[message.topicPartition] = message.offset }
         if starts.count == (await second.assignment).count { break }
     }
+    print("the second member owns \(await second.assignment.sorted())")
     for (partition, offset) in starts.sorted(by: { $0.key < $1.key }) {
         print("the second member starts \(partition) at \(offset)")
     }

@@ -58,7 +58,7 @@ struct ExampleTests {
         case "RebalanceHandlers":
             // The handler ran before the hand-over, and said whether its commit landed.
             #expect(lines.contains { $0.hasPrefix("revoked [") && ($0.contains("committed") || $0.contains("refused")) })
-            #expect(lines.contains { $0.hasPrefix("the second member starts workflow-events[") })
+            #expect(lines.contains { $0.hasPrefix("the second member owns [workflow-events[") })
         case "Replay":
             let end = lines.first { $0.hasPrefix("After seekToEnd: position ") }
             #expect(end != nil && end != "After seekToEnd: position 0")
