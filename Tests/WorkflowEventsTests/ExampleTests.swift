@@ -2,8 +2,10 @@ import Foundation
 import TestSupport
 import Testing
 
-/// Each program under Examples/, run as a subprocess against its own embedded cluster.
-@Suite("Examples")
+/// Each program under Examples/, run as a subprocess against its own embedded cluster, one
+/// at a time: eleven processes with a cluster each at once would starve the suite's
+/// timing-bound tests on two cores.
+@Suite("Examples", .serialized)
 struct ExampleTests {
     struct Example: Sendable, CustomTestStringConvertible {
         var name: String
