@@ -55,16 +55,8 @@ extension WorkflowEventConsumer {
         for (partition, start) in starts {
             if let offset = start ?? committed[partition] {
                 resolved.append((partition, offset))
-                continue
-            }
-            let (low, high) = try await client.watermarks(partition, timeout: configuration.connectionTimeout)
-            switch configuration.autoOffsetReset {
-            case .earliest: resolved.append((partition, low))
-            case .latest: resolved.append((partition, high))
-            case .none:
-                throw KafkaError(
-                    code: .autoOffsetReset, message: "\(partition) has no committed offset and autoOffsetReset is .none",
-                    operation: "assign")
+            } else {
+                resolved.append((partition, try await resetOffset(of: partition, for: "assign")))
             }
         }
         try checkOpen("assign")
@@ -82,6 +74,23 @@ extension WorkflowEventConsumer {
         subscription = .partitions(kept)
         subscribedAt = .now
         logger.debug("assigned", metadata: ["kafka.partitions": "\(partitions.sorted().map(\.description).joined(separator: ","))"])
+    }
+
+    /// Where `autoOffsetReset` starts `partition` (its low or high watermark), as a concrete
+    /// offset: a logical one is looked up by librdkafka after the assignment, and that
+    /// look-up can overtake a `seek` made right after it.
+    ///
+    /// - Throws: ``KafkaError`` `autoOffsetReset` when the policy is `.none`.
+    func resetOffset(of partition: TopicPartition, for operation: String) async throws -> Int64 {
+        let (low, high) = try await client.watermarks(partition, timeout: configuration.connectionTimeout)
+        switch configuration.autoOffsetReset {
+        case .earliest: return low
+        case .latest: return high
+        case .none:
+            throw KafkaError(
+                code: .autoOffsetReset, message: "\(partition) has no committed offset and autoOffsetReset is .none",
+                operation: operation)
+        }
     }
 
     /// Stops reading what ``subscribe(_:)`` or ``assign(_:)-([TopicPartition])`` chose: a

@@ -144,15 +144,7 @@ extension WorkflowEventConsumer {
         {
             return offset
         }
-        let (low, high) = try await client.watermarks(partition, timeout: configuration.connectionTimeout)
-        switch configuration.autoOffsetReset {
-        case .earliest: return low
-        case .latest: return high
-        case .none:
-            throw KafkaError(
-                code: .autoOffsetReset, message: "\(partition) has no committed offset and autoOffsetReset is .none",
-                operation: "position")
-        }
+        return try await resetOffset(of: partition, for: "position")
     }
 
     /// Polls until `partition` is assigned. Returns whether a pending seek was applied as

@@ -165,14 +165,11 @@ public actor WorkflowEventConsumer {
         if configuration.groupID != nil {
             try await client.subscribe(topics)
         } else {
-            // Concrete start offsets, not librdkafka's logical beginning or end: a logical
-            // one is looked up after the assignment, and that lookup can overtake a `seek`
-            // made right after `subscribe`.
+            // Every partition, each where the reset policy starts it (no group: no commit).
             let partitions = try await client.partitions(of: topics, timeout: configuration.connectionTimeout)
             var starts: [(TopicPartition, Int64)] = []
             for partition in partitions {
-                let (low, high) = try await client.watermarks(partition, timeout: configuration.connectionTimeout)
-                starts.append((partition, configuration.autoOffsetReset == .latest ? high : low))
+                starts.append((partition, try await resetOffset(of: partition, for: "subscribe")))
             }
             try await client.assign(starts)
         }
