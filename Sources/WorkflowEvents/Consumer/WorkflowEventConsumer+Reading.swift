@@ -77,15 +77,24 @@ extension WorkflowEventConsumer {
         _ take: @escaping @Sendable (ReaderBatch) -> Element?
     ) -> AsyncThrowingStream<Element, any Error> {
         let reader = Self.makeReaderID()
-        let watch = StreamCancellationWatch(consumer: self, reader: reader)
         let batch = ReaderBatch(gathering: gathering)
-        return AsyncThrowingStream(unfolding: { [self] in
-            defer { watch.check() }
-            while true {
-                if let element = take(batch) { return element }
-                guard try await self.refill(batch, reader: reader, topics: topics, idle: idleTimeout) else { return nil }
-            }
-        })
+        return .watched(
+            onEnd: { [self] end in
+                switch end {
+                // Cancelled: the consumer closes; the event in hand is not stored (the loop
+                // body may have ended because of the cancellation, by a throw the stream
+                // cannot see).
+                case .cancelled: Task { await self.close() }
+                // Let go of: the reader's turn ends, and its event in hand is read again.
+                case .released: self.releasedReaders.insert(reader)
+                }
+            },
+            { [self] in
+                while true {
+                    if let element = take(batch) { return element }
+                    guard try await self.refill(batch, reader: reader, topics: topics, idle: idleTimeout) else { return nil }
+                }
+            })
     }
 
     /// Calls `handler` with each event of `topics` (the seed's `consume_events`).
@@ -237,42 +246,5 @@ extension WorkflowEventConsumer {
         metrics.events.increment(by: count)
         if count > 0 { lastEventTime = Date() }
         return records
-    }
-}
-
-/// `AsyncThrowingStream(unfolding:)` ends an iteration whose task is cancelled without
-/// calling its closure again, and releases the closure: this watch, captured by the
-/// closure, sees that release and closes the consumer. The release usually happens on the
-/// cancelled task itself; but when the cancellation lands just as the closure returns an
-/// event, the stream's cancellation handler releases it on the cancelling task. So the
-/// closure also records, after each element, whether its task was cancelled by then.
-/// Released with no cancellation seen (a `break`, a thrown error, a dropped stream), it
-/// hands the reader's turn back, so that its event in hand is read again.
-private final class StreamCancellationWatch: Sendable {
-    let consumer: WorkflowEventConsumer
-    let reader: Int
-    let sawCancellation = Atomic<Bool>(false)
-
-    init(consumer: WorkflowEventConsumer, reader: Int) {
-        self.consumer = consumer
-        self.reader = reader
-    }
-
-    /// Called by the stream's closure before it returns an element.
-    func check() {
-        if Task.isCancelled { sawCancellation.store(true, ordering: .releasing) }
-    }
-
-    deinit {
-        // Cancelled: the consumer closes, and the event in hand is not stored (the loop body
-        // may have ended because of the cancellation, by a throw the stream cannot see).
-        // Released otherwise (a `break`, a thrown error, a dropped stream): the reader lets
-        // go of the consumer, and its event in hand is delivered again by the next read.
-        if Task.isCancelled || sawCancellation.load(ordering: .acquiring) {
-            let consumer = consumer
-            Task { await consumer.close() }
-        } else {
-            consumer.releasedReaders.insert(reader)
-        }
     }
 }
