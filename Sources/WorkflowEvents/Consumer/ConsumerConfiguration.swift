@@ -146,6 +146,10 @@ extension WorkflowEventConsumer {
             if let statisticsInterval {
                 result.append(("statistics.interval.ms", String(max(1, statisticsInterval.milliseconds))))
             }
+            // librdkafka prefetches up to 64 MiB by default, which a reader slower than the
+            // fetcher keeps full; 8 MiB (about 23,000 events of the contract's size) reads as
+            // fast in the benchmark. `properties` may set it again.
+            result.append(("queued.max.messages.kbytes", "8192"))
             for key in properties.keys.sorted() {
                 result.append((key, properties[key]!))
             }
