@@ -52,7 +52,7 @@ struct CrashTests {
             let child = try ChildProcess("ReliabilityConsumer", arguments)
             let before = (try? readProcessed(output).count) ?? 0
             // Let it process for a random while after it has started, then kill it mid-stream.
-            try await waitUntil("the restarted consumer processes events", timeout: .seconds(90)) {
+            try await child.waitUntil("the restarted consumer processes events", timeout: .seconds(90)) {
                 ((try? readProcessed(output).count) ?? 0) > before
             }
             try await Task.sleep(for: .milliseconds(Int64.random(in: 300...1_200, using: &generator)))
@@ -127,7 +127,7 @@ struct OrderedCrashTests {
         for _ in 0..<3 {
             let before = lines().count
             let child = try ChildProcess("ReliabilityConsumer", arguments)
-            try await waitUntil("the restarted consumer handles events", timeout: .seconds(90)) { lines().count > before + 100 }
+            try await child.waitUntil("the restarted consumer handles events", timeout: .seconds(90)) { lines().count > before + 100 }
             try await Task.sleep(for: .milliseconds(Int64.random(in: 200...800, using: &generator)))
             guard child.process.isRunning else { break }
             child.signal(SIGKILL)

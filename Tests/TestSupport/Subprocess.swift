@@ -47,6 +47,26 @@ public final class ChildProcess {
 
     public func signal(_ number: Int32) { kill(process.processIdentifier, number) }
 
+    /// Waits until `condition` holds while the process runs, at most `timeout`. Throws, with
+    /// the process's output, when it ends first; kills it and throws after `timeout`.
+    public func waitUntil(_ what: String, timeout: Duration, _ condition: () throws -> Bool) async throws {
+        let deadline = ContinuousClock.now.advanced(by: timeout)
+        while try !condition() {
+            if !process.isRunning {
+                throw TimedOut(
+                    description:
+                        "'\(name)' ended (status \(process.terminationStatus)) before \(what); stdout: \(stdout.suffix(2000)); stderr: \(stderr.suffix(4000))"
+                )
+            }
+            if ContinuousClock.now >= deadline {
+                signal(SIGKILL)
+                throw TimedOut(
+                    description: "timed out after \(timeout) waiting for \(what) from '\(name)'; stdout: \(stdout.suffix(2000)); stderr: \(stderr.suffix(4000))")
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
     /// Waits for the process to end, at most `timeout`; kills it and throws after that.
     public func wait(timeout: Duration = .seconds(60)) async throws -> ProcessOutput {
         let deadline = ContinuousClock.now.advanced(by: timeout)
