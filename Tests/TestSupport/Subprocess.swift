@@ -61,7 +61,9 @@ public final class ChildProcess {
             if ContinuousClock.now >= deadline {
                 signal(SIGKILL)
                 throw TimedOut(
-                    description: "timed out after \(timeout) waiting for \(what) from '\(name)'; stdout: \(stdout.suffix(2000)); stderr: \(stderr.suffix(4000))")
+                    description:
+                        "timed out after \(timeout) waiting for \(what) from '\(name)'; stdout: \(stdout.suffix(2000)); stderr: \(stderr.suffix(4000))"
+                )
             }
             try await Task.sleep(for: .milliseconds(20))
         }
