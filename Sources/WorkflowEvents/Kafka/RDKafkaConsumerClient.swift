@@ -904,7 +904,7 @@ final class RDKafkaConsumerClient: @unchecked Sendable {
     /// Moves the fetch position of an assigned partition and waits until librdkafka has
     /// dropped what it had prefetched from the old position.
     func seek(_ partition: TopicPartition, to offset: Int64, timeout: Duration) async throws {
-        let milliseconds = timeout.milliseconds
+        let milliseconds = Self.seekTimeoutArgument(timeout)
         try await request(on: operationsQueue, "seek \(partition) to \(offset)") { [self] in
             try withPartitionList([(partition, offset)]) { list in
                 if let error = rd_kafka_seek_partitions(handle, list, milliseconds) {
@@ -914,6 +914,16 @@ final class RDKafkaConsumerClient: @unchecked Sendable {
                 if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, operation: "seek \(partition) to \(offset)") }
             }
         }
+    }
+
+    /// What to pass `rd_kafka_seek_partitions` to wait `timeout`. Before 2.1.0 it waited
+    /// a thousandth of the time it was given (librdkafka pull request 4230): a seek whose
+    /// broker thread took more than 10 ms to answer failed with "Timed out waiting for 1
+    /// remaining partition seek(s)" although 10 s were given.
+    static func seekTimeoutArgument(_ timeout: Duration, librdkafkaVersion: Int = librdkafkaVersionNumber) -> Int32 {
+        let milliseconds = Int64(timeout.milliseconds)
+        guard librdkafkaVersion < 0x0201_0000 else { return Int32(milliseconds) }
+        return Int32(clamping: milliseconds * 1000)
     }
 
     func takeErrorToThrow() -> KafkaError? {
