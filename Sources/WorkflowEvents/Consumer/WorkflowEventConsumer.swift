@@ -208,24 +208,24 @@ public actor WorkflowEventConsumer {
 
     /// Stops delivering events of these partitions until ``resume(_:)``; the consumer keeps
     /// its assignment and the group membership. Events already fetched for them wait.
-    public func pause(_ partitions: [TopicPartition]) throws {
+    public func pause(_ partitions: [TopicPartition]) async throws {
         try checkOpen("pause")
         try checkNotProcessing("pause")
         client.context.state.withLock { $0.userPaused.formUnion(partitions) }
-        client.setPaused(true, partitions)
         // The reader's next events are chosen again, without the paused partitions.
         if let batch = reading.batch { putBack(batch.cut()) }
+        await client.setPausedAndWait(true, partitions)
     }
 
     /// Delivers the events of these paused partitions again, from where they stopped.
-    public func resume(_ partitions: [TopicPartition]) throws {
+    public func resume(_ partitions: [TopicPartition]) async throws {
         try checkOpen("resume")
         try checkNotProcessing("resume")
         let resumed = client.context.state.withLock { state in partitions.filter { state.userPaused.remove($0) != nil } }
         var held: [RDKafkaMessage] = []
         for partition in resumed { held += heldWhilePaused.removeValue(forKey: partition) ?? [] }
         buffer.prepend(held)
-        client.setPaused(false, partitions)
+        await client.setPausedAndWait(false, partitions)
     }
 
     /// The partitions paused by ``pause(_:)``.

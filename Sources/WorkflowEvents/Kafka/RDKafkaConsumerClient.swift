@@ -691,20 +691,40 @@ final class RDKafkaConsumerClient: @unchecked Sendable {
 
     /// Stops fetching these partitions (librdkafka drops what it had prefetched for them)
     /// or starts again from the position after the last message handed out.
-    func setPaused(_ paused: Bool, _ partitions: [TopicPartition]) {
-        guard !partitions.isEmpty else { return }
-        let err = usingIfOpen(RD_KAFKA_RESP_ERR_NO_ERROR) {
-            withPartitionList(partitions.map { ($0, RDKafkaOffset.invalid) }) { list in
-                paused ? rd_kafka_pause_partitions(handle, list) : rd_kafka_resume_partitions(handle, list)
+    ///
+    /// Runs on the poll queue, between two consume calls (a wait for the first message of a
+    /// fetch ends early for it), and returns before it is done: consume calls made after it
+    /// see it done. librdkafka before 2.1 moves a partition's position past the messages a
+    /// batch call has taken, then drops them from that call's batch when the partition is
+    /// paused or resumed meanwhile (its pull request 4208): they would never be read.
+    func setPaused(_ paused: Bool, _ partitions: [TopicPartition], then done: (@Sendable () -> Void)? = nil) {
+        guard !partitions.isEmpty else {
+            done?()
+            return
+        }
+        wakeUp()
+        pollQueue.async { [self] in
+            defer { done?() }
+            let err = usingIfOpen(RD_KAFKA_RESP_ERR_NO_ERROR) {
+                withPartitionList(partitions.map { ($0, RDKafkaOffset.invalid) }) { list in
+                    paused ? rd_kafka_pause_partitions(handle, list) : rd_kafka_resume_partitions(handle, list)
+                }
+            }
+            // librdkafka 2.0.2 starts fetching a resumed partition only when its broker thread
+            // next wakes, which can be a second later.
+            if !paused, let fetcherWakeUp, fetcherWakeUp.shouldWakeAfterResume() { sendWakeUp(fetcherWakeUp) }
+            if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                context.logger.info(
+                    "librdkafka refused to \(paused ? "pause" : "resume") partitions",
+                    metadata: ["error": "\(KafkaError(err, operation: paused ? "pause" : "resume"))"])
             }
         }
-        // librdkafka 2.0.2 starts fetching a resumed partition only when its broker thread
-        // next wakes, which can be a second later.
-        if !paused, let fetcherWakeUp, fetcherWakeUp.shouldWakeAfterResume() { sendWakeUp(fetcherWakeUp) }
-        if err != RD_KAFKA_RESP_ERR_NO_ERROR {
-            context.logger.info(
-                "librdkafka refused to \(paused ? "pause" : "resume") partitions",
-                metadata: ["error": "\(KafkaError(err, operation: paused ? "pause" : "resume"))"])
+    }
+
+    /// The same, returning once librdkafka has it: for callers whose pace nothing else bounds.
+    func setPausedAndWait(_ paused: Bool, _ partitions: [TopicPartition]) async {
+        await withCheckedContinuation { continuation in
+            setPaused(paused, partitions) { continuation.resume() }
         }
     }
 
