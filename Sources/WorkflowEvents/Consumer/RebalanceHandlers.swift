@@ -168,7 +168,9 @@ extension RDKafkaConsumerClient {
                 }
             })
         let revoked = PartitionsRevoked(partitions: partitions, isLost: lost, committer: committer)
-        waitForRebalanceHandler(timeout: timeout, logger: context.logger, kind: lost ? "lost-partitions" : "revocation") {
+        waitForRebalanceHandler(
+            timeout: timeout, logger: context.logger, kind: lost ? "lost-partitions" : "revocation", beforeCancelling: committer.close
+        ) {
             try await handler(revoked)
         }
         committer.close()
@@ -195,7 +197,8 @@ extension RDKafkaConsumerClient {
 /// thread, librdkafka's (the poll or operations queue, never the cooperative pool), until it
 /// returns or `timeout` passes; then it is cancelled and the rebalance goes on.
 private func waitForRebalanceHandler(
-    timeout: Duration, logger: Logger, kind: String, _ body: @escaping @Sendable () async throws -> Void
+    timeout: Duration, logger: Logger, kind: String, beforeCancelling: () -> Void = {},
+    _ body: @escaping @Sendable () async throws -> Void
 ) {
     let done = DispatchSemaphore(value: 0)
     let failure = Mutex<(any Error)?>(nil)
@@ -211,6 +214,8 @@ private func waitForRebalanceHandler(
     }
     let milliseconds = Int(max(0, timeout.milliseconds))
     if done.wait(timeout: .now() + .milliseconds(milliseconds)) == .timedOut {
+        // What the handler does once cancelled is refused from here on.
+        beforeCancelling()
         task.cancel()
         logger.warning(
             "the \(kind) handler did not return within \(timeout): cancelled, and the rebalance goes on without it",
