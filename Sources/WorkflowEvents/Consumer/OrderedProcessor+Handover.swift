@@ -23,6 +23,7 @@ extension OrderedProcessor {
         // Paused at a limit, resumed at half of it: resuming drops nothing, but each pause
         // drops librdkafka's prefetched messages, so pausing at every event over the limit
         // would fetch the same messages again and again.
+        let generation = client.assignmentGeneration
         let full = totalFull ? inMemory > limits.maxBufferedEvents / 2 : inMemory >= limits.maxBufferedEvents
         let partitions: [TopicPartition] = full != totalFull ? Array(client.assignment) : Array(touched)
         totalFull = full
@@ -52,7 +53,7 @@ extension OrderedProcessor {
                 if shouldPause { pause.append(partition) } else { resume.append(partition) }
             }
         }
-        client.setPaused(true, pause)
+        client.setPaused(true, pause, decidedAt: generation)
         client.setPaused(false, resume)
     }
 

@@ -697,7 +697,13 @@ final class RDKafkaConsumerClient: @unchecked Sendable {
     /// see it done. librdkafka before 2.1 moves a partition's position past the messages a
     /// batch call has taken, then drops them from that call's batch when the partition is
     /// paused or resumed meanwhile (its pull request 4208): they would never be read.
-    func setPaused(_ paused: Bool, _ partitions: [TopicPartition], then done: (@Sendable () -> Void)? = nil) {
+    ///
+    /// A pause decided at assignment `generation` is dropped when the assignment has changed
+    /// since: the rebalance resumed the partitions it assigned, and a pause from before it
+    /// would stop a partition whose owner no longer knows it paused it.
+    func setPaused(
+        _ paused: Bool, _ partitions: [TopicPartition], decidedAt generation: Int? = nil, then done: (@Sendable () -> Void)? = nil
+    ) {
         guard !partitions.isEmpty else {
             done?()
             return
@@ -705,6 +711,12 @@ final class RDKafkaConsumerClient: @unchecked Sendable {
         wakeUp()
         pollQueue.async { [self] in
             defer { done?() }
+            if paused, let generation, context.state.withLock({ $0.generation }) != generation {
+                context.logger.debug(
+                    "a pause decided before a rebalance was dropped",
+                    metadata: ["kafka.partitions": "\(partitions.map(\.description).joined(separator: ","))"])
+                return
+            }
             let err = usingIfOpen(RD_KAFKA_RESP_ERR_NO_ERROR) {
                 withPartitionList(partitions.map { ($0, RDKafkaOffset.invalid) }) { list in
                     paused ? rd_kafka_pause_partitions(handle, list) : rd_kafka_resume_partitions(handle, list)
@@ -720,6 +732,9 @@ final class RDKafkaConsumerClient: @unchecked Sendable {
             }
         }
     }
+
+    /// Assignments so far: a rebalance changes it.
+    var assignmentGeneration: Int { context.state.withLock { $0.generation } }
 
     /// The same, returning once librdkafka has it: for callers whose pace nothing else bounds.
     func setPausedAndWait(_ paused: Bool, _ partitions: [TopicPartition]) async {
