@@ -134,13 +134,20 @@ nonisolated func runOrdered(
     }
     let idle = Duration.milliseconds(Int64(options.idleSeconds * 1000))
     try await withTaskCancellationHandler {
+        // Idle time counts from the first assignment (joining takes seconds), then from the
+        // last finished handler: a run left with nothing to do ends too.
         var last = (count: 0, at: ContinuousClock.now)
+        var assigned = false
         while !Task.isCancelled {
             try? await Task.sleep(for: .milliseconds(100))
+            if !assigned, !(await consumer.assignment).isEmpty {
+                assigned = true
+                last.at = .now
+            }
             let count = finished.value
             if count != last.count {
                 last = (count, .now)
-            } else if count > 0 && ContinuousClock.now - last.at >= idle {
+            } else if assigned && ContinuousClock.now - last.at >= idle {
                 break
             }
         }

@@ -159,7 +159,13 @@ struct OrderedCrashTests {
             }
         }
         let last = try ChildProcess("ReliabilityConsumer", arguments)
-        let finished = try await last.wait(timeout: .seconds(120))
+        let before = lines().count
+        let finished: ProcessOutput
+        do {
+            finished = try await last.wait(timeout: .seconds(120))
+        } catch {
+            throw TimedOut(description: "\(error); the last run handled \((lines().count - before) / 2) events")
+        }
         #expect(finished.status == 0, "stderr: \(finished.stderr.suffix(2000))")
 
         var finishedIDs: [UUID: Int] = [:]

