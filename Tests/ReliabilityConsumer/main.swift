@@ -134,20 +134,16 @@ nonisolated func runOrdered(
     }
     let idle = Duration.milliseconds(Int64(options.idleSeconds * 1000))
     try await withTaskCancellationHandler {
-        // Idle time counts from the first assignment (joining takes seconds), then from the
-        // last finished handler: a run left with nothing to do ends too.
+        // Idle means owning partitions and finishing nothing (joining and rebalancing take
+        // seconds): a run left with nothing to do ends too.
         var last = (count: 0, at: ContinuousClock.now)
-        var assigned = false
         while !Task.isCancelled {
             try? await Task.sleep(for: .milliseconds(100))
-            if !assigned, !(await consumer.assignment).isEmpty {
-                assigned = true
-                last.at = .now
-            }
             let count = finished.value
-            if count != last.count {
+            let unassigned = await consumer.assignment.isEmpty
+            if count != last.count || unassigned {
                 last = (count, .now)
-            } else if assigned && ContinuousClock.now - last.at >= idle {
+            } else if ContinuousClock.now - last.at >= idle {
                 break
             }
         }
