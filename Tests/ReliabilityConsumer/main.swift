@@ -86,11 +86,14 @@ nonisolated func run(_ options: Options) async throws -> (processed: Int, rebala
         "max.poll.interval.ms": String(options.maxPollIntervalMilliseconds),
     ]
     for (key, value) in options.properties { properties[key] = value }
+    // RELIABILITY_DEBUG=<librdkafka debug contexts> logs at debug level, librdkafka's too.
+    let debug = ProcessInfo.processInfo.environment["RELIABILITY_DEBUG"]
+    if let debug { properties["debug"] = debug }
     let configuration = WorkflowEventConsumer.Configuration(
         bootstrapServers: options.bootstrapServers, groupID: options.group,
         autoCommitInterval: .milliseconds(Int64(options.autoCommitMilliseconds)), properties: properties)
     var logger = Logger(label: "reliability-consumer")
-    logger.logLevel = .info
+    logger.logLevel = debug == nil ? .info : .debug
     let consumer = try WorkflowEventConsumer(configuration: configuration, logger: logger)
     if options.ordered > 0 {
         return try await runOrdered(options, consumer: consumer, descriptor: descriptor)
@@ -176,7 +179,7 @@ nonisolated func runUntilTerminated(_ options: Options) async throws -> (process
 do {
     LoggingSystem.bootstrap { label in
         var handler = StreamLogHandler.standardError(label: label)
-        handler.logLevel = .info
+        handler.logLevel = ProcessInfo.processInfo.environment["RELIABILITY_DEBUG"] == nil ? .info : .debug
         return handler
     }
     let (processed, rebalances) = try await runUntilTerminated(try Options(CommandLine.arguments))

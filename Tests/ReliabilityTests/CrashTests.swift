@@ -31,10 +31,10 @@ struct CrashTests {
         "a consumer killed with SIGKILL at random points and restarted loses nothing; duplicates stay within one auto-commit interval",
         arguments: BrokerImplementation.allCases)
     func crashWithoutLoss(broker: BrokerImplementation) async throws {
-        let cluster = try broker.makeCluster()
+        let cluster = try await broker.makeCluster()
         defer { cluster.shutdown() }
         let topic = "crashes"
-        try cluster.createTopic(topic, partitions: 32)
+        try await cluster.createTopic(topic, partitions: 32)
         let events = SampleEvents.make(count: 50_000, workflows: 64)
         _ = try await produce(events, to: topic, on: cluster)
         let output = FileManager.default.temporaryDirectory.appendingPathComponent("crash-\(UUID().uuidString).log")

@@ -23,10 +23,10 @@ struct HandOverTests {
         "a cancelled member hands over cleanly: the other is told at once, owns all long before a vanished member's partitions would move, resumes exactly after the commits",
         arguments: BrokerImplementation.allCases)
     func cleanHandOver(broker: BrokerImplementation) async throws {
-        let cluster = try broker.makeCluster()
+        let cluster = try await broker.makeCluster()
         defer { cluster.shutdown() }
         let fixture = (cluster: cluster, topic: "workflow-events")
-        try cluster.createTopic(fixture.topic, partitions: 4)
+        try await cluster.createTopic(fixture.topic, partitions: 4)
         let events = SampleEvents.make(count: 2_000, workflows: 16)
         let reports = try await produce(events, to: fixture.topic, on: fixture.cluster)
         let configuration = groupConfiguration(fixture.cluster, group: "hand-over")

@@ -4,10 +4,12 @@
 import Foundation
 public import WorkflowEventsTesting
 
-/// What the group tests need of a cluster.
+/// What the group tests need of a cluster. What may block (a child process's answer) runs
+/// off Swift's cooperative pool: with two threads in it, a test blocking one of them stalls
+/// the group members of the tests running beside it.
 public protocol TestCluster: Sendable {
     var bootstrapServers: String { get }
-    func createTopic(_ name: String, partitions: Int) throws
+    func createTopic(_ name: String, partitions: Int) async throws
     func shutdown()
 }
 
@@ -26,10 +28,10 @@ public enum BrokerImplementation: String, CaseIterable, Sendable, CustomStringCo
 
     public var description: String { self == .mock202 ? "librdkafka 2.0.2 mock" : "librdkafka 2.16 mock" }
 
-    public func makeCluster() throws -> any TestCluster {
+    public func makeCluster() async throws -> any TestCluster {
         switch self {
         case .mock202: return try MockKafkaCluster()
-        case .mock216: return try SecondBrokerCluster()
+        case .mock216: return try await offThePool { try SecondBrokerCluster() }
         }
     }
 }
@@ -89,7 +91,11 @@ public final class SecondBrokerCluster: TestCluster, @unchecked Sendable {
         }
     }
 
-    public func createTopic(_ name: String, partitions: Int) throws {
+    public func createTopic(_ name: String, partitions: Int) async throws {
+        try await offThePool { try self.createTopicNow(name, partitions: partitions) }
+    }
+
+    private func createTopicNow(_ name: String, partitions: Int) throws {
         lock.lock()
         defer { lock.unlock() }
         input.fileHandleForWriting.write(Data("topic \(name) \(partitions)\n".utf8))
@@ -99,12 +105,19 @@ public final class SecondBrokerCluster: TestCluster, @unchecked Sendable {
         }
     }
 
+    /// Asks the process to end, without waiting for it.
     public func shutdown() {
         lock.lock()
         defer { lock.unlock() }
         guard process.isRunning else { return }
         try? input.fileHandleForWriting.write(contentsOf: Data("quit\n".utf8))
         try? input.fileHandleForWriting.close()
-        process.waitUntilExit()
+    }
+}
+
+/// Runs blocking work on a dispatch queue, not on Swift's cooperative pool.
+func offThePool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        DispatchQueue.global().async { continuation.resume(with: Result { try body() }) }
     }
 }

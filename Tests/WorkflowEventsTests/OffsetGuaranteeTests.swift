@@ -613,10 +613,10 @@ struct RevocationInsideBatchTests {
         "partitions revoked while a stream is inside its batch: the new owner starts right after the last finished event",
         arguments: BrokerImplementation.allCases)
     func revokedInsideBatch(broker: BrokerImplementation) async throws {
-        let cluster = try broker.makeCluster()
+        let cluster = try await broker.makeCluster()
         defer { cluster.shutdown() }
         let topic = "workflow-events"
-        try cluster.createTopic(topic, partitions: 4)
+        try await cluster.createTopic(topic, partitions: 4)
         // Small producer batches, partition after partition: librdkafka's queue then holds the
         // partitions interleaved, so that a stream's batch spans all of them.
         let events = try SampleEvents.make(count: 800).map { try $0.jsonBytes() }

@@ -109,10 +109,10 @@ struct OrderedProcessingTests {
         "a revocation while handlers are in flight: the new owner starts exactly after the finished run",
         arguments: [(BrokerImplementation.mock202, "cooperative-sticky"), (.mock216, "cooperative-sticky")])
     func revocationWaitsForHandlers(broker: BrokerImplementation, strategy: String) async throws {
-        let cluster = try broker.makeCluster()
+        let cluster = try await broker.makeCluster()
         defer { cluster.shutdown() }
         let fixture = (cluster: cluster, topic: "workflow-events")
-        try cluster.createTopic(fixture.topic, partitions: 6)
+        try await cluster.createTopic(fixture.topic, partitions: 6)
         let events = workflowEvents(workflows: 48, perWorkflow: 40)
         let reports = try await produce(events, to: fixture.topic, on: fixture.cluster)
         let place = Dictionary(uniqueKeysWithValues: zip(events.map(\.eventID), reports))
