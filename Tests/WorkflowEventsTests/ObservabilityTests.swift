@@ -151,7 +151,9 @@ struct ObservabilityTests {
             secondReading.cancel()
             _ = await reading.result
             _ = await secondReading.result
-            try await waitUntil("the first consumer closed", timeout: .seconds(5)) { await first.isClosed }
+            // Both members leave at once: a close may wait for the mock's answer to a JoinGroup
+            // it holds for up to 5 s; the close gives up on the group after `closeTimeout` (10 s).
+            try await waitUntil("the first consumer closed", timeout: .seconds(15)) { await first.isClosed }
             _ = await watching.value  // the stream ends when the consumer closes
             let events = seen.withLock { $0 }
             let all = (0..<6).map { TopicPartition(topic: fixture.topic, partition: Int32($0)) }
