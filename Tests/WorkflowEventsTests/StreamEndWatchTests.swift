@@ -37,10 +37,10 @@ struct StreamEndWatchTests {
         return ends[0]
     }
 
-    @Test("a cancelled iteration is reported as cancelled, wherever in next() the cancellation lands (1,000 times)")
+    @Test("a cancelled iteration is reported as cancelled, wherever in next() the cancellation lands (300 times)")
     func cancellationAnywhere() async throws {
         var wrong: [Int] = []
-        for round in 0..<1_000 {
+        for round in 0..<300 {
             let outcome = Outcome()
             let stream = numbers(outcome)
             let reading = Task {
@@ -49,7 +49,9 @@ struct StreamEndWatchTests {
                 return sum
             }
             // An empty loop body: the task spends its time inside next(), where the
-            // cancellation lands after a random while.
+            // cancellation lands after a random while. About one cancellation in twenty
+            // landed where the stream's handler runs on the cancelling task: 300 rounds miss
+            // that case with a chance of about 2 in 10 million.
             try await Task.sleep(for: .microseconds(Int64.random(in: 20...300)))
             reading.cancel()
             _ = await reading.result
