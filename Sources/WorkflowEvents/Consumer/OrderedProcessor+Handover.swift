@@ -83,7 +83,7 @@ extension OrderedProcessor {
         if lost {
             // Lost partitions cannot be committed: their handlers' results no longer count.
             for partition in revoked { progress[partition] = nil }
-            client.context.offsets.withLock { $0.forget(revoked) }
+            client.recordOffsets { $0.forget(revoked) }
             reply([])
             return
         }
@@ -103,7 +103,7 @@ extension OrderedProcessor {
             logger.info("handing over partitions while their handlers still run", metadata: ["partitions": "\(revocation.partitions.sorted())"])
         }
         storeProgress()
-        let entries = client.context.offsets.withLock { $0.revoke(revocation.partitions) }
+        let entries = client.recordOffsets { $0.revoke(revocation.partitions) }
         for partition in revocation.partitions { progress[partition] = nil }
         revocations.remove(at: index)
         revocation.reply(entries)

@@ -263,7 +263,7 @@ final class OrderedProcessor: @unchecked Sendable {
                 nextEpoch += 1
                 progress[partition] = Progress(epoch: nextEpoch)
             }
-            client.context.offsets.withLock { $0.take(message.offset, of: partition) }
+            client.recordOffsets { $0.take(message.offset, of: partition) }
             touched.insert(partition)
             switch consumer.classify(message) {
             case .error:
@@ -271,7 +271,7 @@ final class OrderedProcessor: @unchecked Sendable {
             case .tombstone:
                 pendingCounts.tombstones += 1
                 consumer.logTombstone(message)
-                client.context.offsets.withLock { $0.finish(message.offset, of: partition) }
+                client.recordOffsets { $0.finish(message.offset, of: partition) }
                 message.destroy()
             case .event(let event):
                 nextID += 1
@@ -294,7 +294,7 @@ final class OrderedProcessor: @unchecked Sendable {
                     }
                 }
                 if progress[partition] != nil {
-                    client.context.offsets.withLock { $0.finish(record.offset, of: partition) }
+                    client.recordOffsets { $0.finish(record.offset, of: partition) }
                 }
             }
         }
@@ -429,7 +429,7 @@ final class OrderedProcessor: @unchecked Sendable {
         inMemory -= 1
         if progress[item.partition]?.epoch == item.epoch {
             progress[item.partition]!.inMemory -= 1
-            if done { client.context.offsets.withLock { $0.finish(item.offset, of: item.partition) } }
+            if done { client.recordOffsets { $0.finish(item.offset, of: item.partition) } }
         }
         // Once the key's events given out are done, its next event, if any, becomes ready.
         let left = (runningKeys[item.key] ?? 1) - 1

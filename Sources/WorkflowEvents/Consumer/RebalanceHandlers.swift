@@ -163,7 +163,7 @@ extension RDKafkaConsumerClient {
             },
             finished: { [weak self] partitions in
                 guard let self else { return [] }
-                return self.context.offsets.withLock { tracker in
+                return self.recordOffsets { tracker in
                     partitions.compactMap { partition in tracker.committable(of: partition).map { (partition, $0) } }
                 }
             })

@@ -822,6 +822,14 @@ final class RDKafkaConsumerClient: @unchecked Sendable {
         }
     }
 
+    /// Updates the offset tracker without storing: the next `trackOffsets` stores what moved.
+    /// For `process`, which notes each record taken and finished and stores once its loop
+    /// has caught up.
+    @discardableResult
+    func recordOffsets<T>(_ body: (inout OffsetTracker) -> T) -> T {
+        context.offsets.withLock { body(&$0) }
+    }
+
     /// The records of `messages`, taken in order, are finished: the offset after the last
     /// one of each partition is stored.
     func finish(_ messages: [RDKafkaMessage]) {
