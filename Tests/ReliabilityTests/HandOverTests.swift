@@ -98,12 +98,12 @@ struct HandOverTests {
             #expect(first == commit, "\(partition): committed \(commit), the new owner started at \(first ?? -1)")
             if first == last + 1 { exact += 1 }
         }
-        // Told before the session timeout, as only a clean leave allows: about 0.3 s on an
-        // idle machine; with the whole suite running on 2 cores the reading task has waited
-        // up to 5.3 s for a thread to serve the rebalance. The mock coordinator then waits
-        // the session timeout less 1 s (5 s) for members to rejoin after any leave; without
-        // the leave it would first wait out the session timeout (6 s), then those 5 s.
-        #expect(told < .seconds(6), "told to rebalance after \(told)")
+        // Told about 0.3 s after the leave on an idle machine; with the whole suite running on
+        // 2 cores the reading task has waited over 6 s for a thread to serve the rebalance.
+        // The mock coordinator waits the session timeout less 1 s (5 s) for members to rejoin
+        // after any leave; without the leave it would first wait out the session timeout
+        // (6 s), then those 5 s: owning every partition within 8 s shows the clean leave.
+        #expect(told < .seconds(8), "told to rebalance after \(told)")
         #expect(owned < .seconds(8), "owned every partition after \(owned)")
         #expect(closed < .seconds(2))
         _ = reports

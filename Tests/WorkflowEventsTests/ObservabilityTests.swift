@@ -110,8 +110,13 @@ struct ObservabilityTests {
         try await consumer.consumeEvents(topics: ["measured"], timeout: .seconds(2)) { event in
             if event == events[5] { throw Refused() }
         }
-        try await waitUntil("the lag gauge is set", timeout: .seconds(10)) {
-            (try? metrics.expectGauge("workflow_events_consumer_lag_total", [("group", "measured")]).lastValue) != nil
+        // The total is set from the first statistics; a partition's lag once librdkafka knows
+        // its committed and end offsets.
+        try await waitUntil("the lag gauges are set", timeout: .seconds(20)) {
+            let partitionLag = try? metrics.expectGauge(
+                "workflow_events_consumer_lag", [("group", "measured"), ("topic", "measured"), ("partition", "0")])
+            let total = try? metrics.expectGauge("workflow_events_consumer_lag_total", [("group", "measured")])
+            return partitionLag?.lastValue != nil && total?.lastValue != nil
         }
         await consumer.close()
         let group = [("group", "measured")]
