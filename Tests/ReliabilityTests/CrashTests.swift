@@ -42,7 +42,8 @@ struct CrashTests {
         let autoCommit = Duration.seconds(1)
         let arguments = [
             "--bootstrap-servers", cluster.bootstrapServers, "--topic", topic, "--group", "crashes", "--output", output.path,
-            "--process-us", "100", "--auto-commit-ms", "1000", "--idle-timeout", "4",
+            // Idle longer than a killed member holds its partitions (see the ordered test).
+            "--process-us", "100", "--auto-commit-ms", "1000", "--idle-timeout", "8",
             // A killed member is noticed after the session timeout: keep it short.
             "--property", "session.timeout.ms=3000", "--property", "heartbeat.interval.ms=300",
         ]
@@ -114,7 +115,10 @@ struct OrderedCrashTests {
         let group = "ordered-crashes"
         let arguments = [
             "--bootstrap-servers", cluster.bootstrapServers, "--topic", topic, "--group", group, "--output", output.path,
-            "--ordered", "16", "--process-us", "4000", "--auto-commit-ms", "500", "--idle-timeout", "3",
+            // Idle longer than a killed member holds its partitions (the 3 s session timeout,
+            // then the mock's 2 s wait for members to rejoin): a restarted member whose own
+            // partitions are done waits for those.
+            "--ordered", "16", "--process-us", "4000", "--auto-commit-ms", "500", "--idle-timeout", "8",
             "--property", "session.timeout.ms=3000", "--property", "heartbeat.interval.ms=300",
         ]
         func lines() -> [Substring] {
