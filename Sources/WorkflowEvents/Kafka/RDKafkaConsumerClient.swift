@@ -711,7 +711,7 @@ final class RDKafkaConsumerClient: @unchecked Sendable {
         wakeUp()
         pollQueue.async { [self] in
             defer { done?() }
-            if paused, let generation, context.state.withLock({ $0.generation }) != generation {
+            if paused, let generation, assignmentGeneration != generation {
                 context.logger.debug(
                     "a pause decided before a rebalance was dropped",
                     metadata: ["kafka.partitions": "\(partitions.map(\.description).joined(separator: ","))"])
