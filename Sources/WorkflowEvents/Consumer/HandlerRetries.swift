@@ -5,8 +5,9 @@ enum HandlerOutcome: Sendable {
     case succeeded
     /// Failed on every attempt; `error` is the last one.
     case failed(any Error)
-    /// Ended by its task's cancellation (a throw while cancelled, or cancelled between
-    /// attempts): the event is not done.
+    /// Ended by its task's cancellation (a throw while the calling task is cancelled, or
+    /// cancelled between attempts): the event is not done. What the handler threw does not
+    /// decide it.
     case abandoned
 }
 
@@ -24,7 +25,9 @@ nonisolated(nonsending) func callWithRetries(
             return .succeeded
         } catch {
             // Ended because its task was cancelled: not finished, so neither retried nor failed.
-            if Task.isCancelled || error is CancellationError { return .abandoned }
+            // A `CancellationError` thrown while this task is not cancelled (a child task or a
+            // timeout inside the handler was cancelled) is a failure like any other.
+            if Task.isCancelled { return .abandoned }
             failures += 1
             guard failures < policy.attempts else { return .failed(error) }
             await onRetry(error, failures)
