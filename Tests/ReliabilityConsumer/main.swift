@@ -8,6 +8,10 @@
 // With --ordered N it reads through process(maxConcurrency: N) instead, and writes
 // "S EVENT_ID" when a handler starts and "F EVENT_ID" when it finishes; it ends once no
 // handler has finished for --idle-timeout (after the first one).
+//
+// With --crash-after N it kills itself with SIGKILL once it has processed (finished) N
+// events, after writing "KILL MONOTONIC_NS": a crash at a point set by work done, not by
+// how fast this machine is.
 import Dispatch
 import Foundation
 import Logging
@@ -27,6 +31,7 @@ struct Options {
     var maxPollIntervalMilliseconds = 300_000
     var idleSeconds = 5.0
     var ordered = 0
+    var crashAfter = 0
     var properties: [String: String] = [:]
 
     init(_ arguments: [String]) throws {
@@ -52,6 +57,7 @@ struct Options {
             case "--max-poll-interval-ms": maxPollIntervalMilliseconds = try number(argument)
             case "--idle-timeout": idleSeconds = Double(try value(argument)) ?? 5
             case "--ordered": ordered = try number(argument)
+            case "--crash-after": crashAfter = try number(argument)
             case "--property":
                 let pair = try value(argument).split(separator: "=", maxSplits: 1).map(String.init)
                 guard pair.count == 2 else { throw ChildFailure("--property needs NAME=VALUE") }
@@ -108,12 +114,19 @@ nonisolated func run(_ options: Options) async throws -> (processed: Int, rebala
         if options.slowEvery > 0, processed % options.slowEvery == 0 {
             try? await Task.sleep(for: .milliseconds(options.slowMilliseconds))
         }
-        let line = "\(message.event.eventID) \(message.partition) \(message.offset) \(monotonicNanoseconds())\n"
-        _ = line.utf8CString.withUnsafeBufferPointer { write(descriptor, $0.baseAddress, $0.count - 1) }
+        append("\(message.event.eventID) \(message.partition) \(message.offset) \(monotonicNanoseconds())\n", to: descriptor)
+        if processed == options.crashAfter { crash(descriptor) }
     }
     let rebalances = await consumer.statistics.rebalances
     await consumer.close()
     return (processed, rebalances)
+}
+
+/// Writes "KILL MONOTONIC_NS" and kills this process with SIGKILL: nothing runs after it.
+func crash(_ descriptor: Int32) -> Never {
+    append("KILL \(monotonicNanoseconds())\n", to: descriptor)
+    kill(getpid(), SIGKILL)
+    fatalError("SIGKILL did not end the process")
 }
 
 /// Appends one line with a single write(2).
@@ -132,7 +145,7 @@ nonisolated func runOrdered(
             append("S \(event.eventID)\n", to: descriptor)
             try? await Task.sleep(for: .microseconds(Int64.random(in: 0...Int64(max(1, options.processMicroseconds)))))
             append("F \(event.eventID)\n", to: descriptor)
-            finished.add()
+            if finished.add() == options.crashAfter { crash(descriptor) }
         }
     }
     let idle = Duration.milliseconds(Int64(options.idleSeconds * 1000))
@@ -160,7 +173,13 @@ nonisolated func runOrdered(
 
 final class FinishCount: Sendable {
     private let count = Mutex(0)
-    func add() { count.withLock { $0 += 1 } }
+    /// Adds one and returns the new count.
+    func add() -> Int {
+        count.withLock { count in
+            count += 1
+            return count
+        }
+    }
     var value: Int { count.withLock { $0 } }
 }
 

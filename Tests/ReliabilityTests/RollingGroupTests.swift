@@ -14,7 +14,8 @@ struct RollingGroupTests {
         let topic = "rolling"
         try cluster.createTopic(topic, partitions: 64)
         let events = SampleEvents.make(count: 100_000, workflows: 256)
-        _ = try await produce(events, to: topic, on: cluster)
+        let reports = try await produce(events, to: topic, on: cluster)
+        let place = Dictionary(uniqueKeysWithValues: zip(events.map(\.eventID), reports))
         var configuration = groupConfiguration(cluster, group: "rolling")
         configuration.properties["session.timeout.ms"] = "3000"
         configuration.properties["heartbeat.interval.ms"] = "300"
@@ -76,10 +77,41 @@ struct RollingGroupTests {
                 joins += 1
             }
         }
-        try await waitUntil("every event consumed", timeout: .seconds(90)) {
-            overlaps += await overlapping()
-            samples += 1
-            return seen.ids.isSuperset(of: all)
+        /// What the group stands at: the events not seen, by partition, against each member's
+        /// assignment and statistics and the group's committed offsets.
+        func standing() async -> String {
+            var missing: [TopicPartition: [Int64]] = [:]
+            for id in all.subtracting(seen.ids) {
+                let report = place[id]!
+                missing[TopicPartition(topic: report.topic, partition: report.partition), default: []].append(report.offset)
+            }
+            var lines = ["\(seen.ids.count) of \(all.count) events seen (\(seen.total) deliveries)"]
+            let committed =
+                (try? await withWorkflowEventConsumer(configuration: .init(bootstrapServers: cluster.bootstrapServers, groupID: "rolling")) {
+                    try await $0.committed(Array(missing.keys))
+                }) ?? [:]
+            for (partition, offsets) in missing.sorted(by: { $0.key.partition < $1.key.partition }) {
+                let owners = await members.indices.asyncFilter { await members[$0].0.assignment.contains(partition) }
+                lines.append(
+                    "\(partition): \(offsets.count) unseen from offset \(offsets.min()!), committed \(committed[partition].map(String.init) ?? "none"), owned by members \(owners)"
+                )
+            }
+            for (index, (consumer, task)) in members.enumerated() {
+                let statistics = await consumer.statistics
+                lines.append(
+                    "member \(index): \(await consumer.assignment.count) partitions, closed \(await consumer.isClosed), task cancelled \(task.isCancelled), \(statistics)"
+                )
+            }
+            return lines.joined(separator: "\n")
+        }
+        do {
+            try await waitUntil("every event consumed", timeout: .seconds(90)) {
+                overlaps += await overlapping()
+                samples += 1
+                return seen.ids.isSuperset(of: all)
+            }
+        } catch {
+            throw TimedOut(description: "\(error)\n\(await standing())")
         }
         for (_, task) in members { task.cancel() }
         for (_, task) in members { _ = await task.result }
@@ -93,5 +125,13 @@ struct RollingGroupTests {
                 "events": "\(events.count)", "joins": "\(joins)", "leaves": "\(leaves)", "lost": "\(lost)",
                 "duplicates": "\(seen.total - seen.ids.count)", "ownership samples": "\(samples)", "owned twice": "\(overlaps)",
             ])
+    }
+}
+
+extension Range where Bound == Int {
+    func asyncFilter(_ predicate: (Int) async -> Bool) async -> [Int] {
+        var kept: [Int] = []
+        for index in self where await predicate(index) { kept.append(index) }
+        return kept
     }
 }
