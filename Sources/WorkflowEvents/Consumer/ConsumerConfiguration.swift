@@ -53,6 +53,11 @@ extension WorkflowEventConsumer {
         /// How often `consumeEvents` calls a throwing handler again before the event is
         /// dead-lettered (or, without a ``deadLetterTopic``, logged and skipped).
         public var retryPolicy: RetryPolicy
+        /// How long an idle timeout (`consumeEvents`'s, a stream's `idleTimeout`) waits on, past
+        /// its end, while this member is behind: its partitions hold events it has not read, or
+        /// their end is not known (no broker has answered a fetch). Then the read throws a
+        /// ``KafkaError`` saying how long nothing came and how far behind the member is.
+        public var behindTimeout: Duration = .seconds(60)
         /// How often librdkafka reports statistics, from which the lag gauges and
         /// ``WorkflowEventConsumer/health`` are updated (`statistics.interval.ms`); nil: never.
         public var statisticsInterval: Duration?
@@ -115,6 +120,9 @@ extension WorkflowEventConsumer {
             }
             if let deadLetterTopic, deadLetterTopic.isEmpty {
                 throw WorkflowEventsError(.invalidConfiguration, "deadLetterTopic is empty: use nil for none, or a topic name")
+            }
+            if behindTimeout < .zero {
+                throw WorkflowEventsError(.invalidConfiguration, "behindTimeout is \(behindTimeout): it must not be negative")
             }
             if retryPolicy.attempts < 1 {
                 throw WorkflowEventsError(
@@ -203,6 +211,7 @@ extension WorkflowEventConsumer.Configuration: CustomStringConvertible, CustomDe
             "assignmentTimeout: \(assignmentTimeout)", "closeTimeout: \(closeTimeout)",
             "fetchBatchSize: \(fetchBatchSize)", "clientID: \(clientID)",
             "deadLetterTopic: \(deadLetterTopic ?? "nil")", "retryPolicy: \(retryPolicy.attempts) attempts",
+            "behindTimeout: \(behindTimeout)",
         ]
         parts.append("properties: \(RDKafkaConfig.redactedDescription(properties))")
         return "Configuration(\(parts.joined(separator: ", ")))"

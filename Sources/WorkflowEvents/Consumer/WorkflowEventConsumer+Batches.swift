@@ -7,9 +7,13 @@ import Synchronization
 import Tracing
 
 extension WorkflowEventConsumer {
+    /// How often a reader past its idle deadline asks again whether it has caught up.
+    static let backlogRecheckInterval = Duration.milliseconds(250)
+
     /// Hands `reader` its next batch of valid events, once everything it was handed has
     /// finished (their offsets are stored here). Returns false when no event has come for
-    /// `idle` (counted from the first assignment for a new group member), the consumer is
+    /// `idle` (counted from the first assignment for a new group member) while this member
+    /// has read everything its partitions held (see ``backlog()``), the consumer is
     /// closed, or the task is cancelled (which closes the consumer): the reader has then let
     /// go of the consumer, as it has when this throws.
     func refill(
@@ -44,6 +48,8 @@ extension WorkflowEventConsumer {
         }
         var deadline = idle.map { ContinuousClock.now.advanced(by: $0) }
         var awaitingAssignment = idle != nil && isAwaitingFirstAssignment
+        /// When the idle deadline first found this member behind.
+        var behindSince: ContinuousClock.Instant?
         /// A batch reader's batch waits for more events until then, once one is there.
         var gatheredBy: ContinuousClock.Instant?
         while true {
@@ -62,7 +68,27 @@ extension WorkflowEventConsumer {
                 awaitingAssignment = false
                 deadline = ContinuousClock.now.advanced(by: idle)
             }
-            if !awaitingAssignment, let deadline, ContinuousClock.now >= deadline { return false }
+            if !awaitingAssignment, let idle, let reached = deadline, ContinuousClock.now >= reached {
+                // Idle only once caught up: while the partitions hold events this member has
+                // not read (or their end is not known yet), the clock does not count. A batch
+                // read ahead has moved librdkafka's position: it is read first.
+                await absorbReadAhead()
+                if !buffer.isEmpty { continue }
+                let backlog = await backlog()
+                if backlog.isCaughtUp { return false }
+                let now = ContinuousClock.now
+                let behind = behindSince ?? now
+                behindSince = behind
+                if now - behind >= configuration.behindTimeout {
+                    throw KafkaError(
+                        code: .timedOut,
+                        message:
+                            "no event for \(idle + (now - behind)) while not caught up (\(backlog)); last error from librdkafka: \(client.context.state.withLock { $0.lastError } ?? "none")",
+                        operation: "read", isRetriable: true)
+                }
+                logger.debug("idle timeout reached while not caught up: reading on", metadata: ["backlog": "\(backlog)"])
+                deadline = now.advanced(by: min(idle, Self.backlogRecheckInterval))
+            }
             if stop?.isSet == true { return false }
             if Task.isCancelled {
                 await close()

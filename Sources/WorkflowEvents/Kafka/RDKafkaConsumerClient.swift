@@ -17,6 +17,9 @@ import Synchronization
 final class RDKafkaCallbackContext: Sendable {
     struct State {
         var assignment: Set<TopicPartition> = []
+        /// Where assigned partitions were told to start (an absolute offset, or librdkafka's
+        /// logical beginning or end), when the assignment chose it rather than the commit.
+        var startOffsets: [TopicPartition: Int64] = [:]
         /// Incremented on every assignment change.
         var generation = 0
         /// Seeks asked for before the partition was assigned: applied as its start offset.
@@ -254,6 +257,8 @@ private func entries(of list: UnsafeMutablePointer<rd_kafka_topic_partition_list
 /// librdkafka's special offsets.
 enum RDKafkaOffset {
     static let invalid = Int64(RD_KAFKA_OFFSET_INVALID)
+    static let beginning = Int64(RD_KAFKA_OFFSET_BEGINNING)
+    static let end = Int64(RD_KAFKA_OFFSET_END)
 }
 
 // MARK: - Callbacks
@@ -286,6 +291,9 @@ private let rebalanceCallback:
                     let key = TopicPartition(topic: String(cString: element.topic), partition: element.partition)
                     if let offset = state.pendingSeeks.removeValue(forKey: key) ?? chosen[key] {
                         partitions.pointee.elems[index].offset = offset
+                        state.startOffsets[key] = offset
+                    } else {
+                        state.startOffsets[key] = nil
                     }
                 }
             }
@@ -349,6 +357,7 @@ private let rebalanceCallback:
             }
             context.state.withLock { state in
                 if cooperative { state.assignment.subtract(changed) } else { state.assignment = [] }
+                for partition in changed { state.startOffsets[partition] = nil }
                 if !cooperative || lost { state.isGroupMember = false }
                 state.generation += 1
                 state.rebalances += 1
@@ -685,6 +694,7 @@ final class RDKafkaConsumerClient: @unchecked Sendable {
         }
         context.state.withLock { state in
             state.assignment = Set(partitions.map(\.0))
+            state.startOffsets = Dictionary(partitions, uniquingKeysWith: { _, last in last })
             state.generation += 1
         }
     }
@@ -905,6 +915,20 @@ final class RDKafkaConsumerClient: @unchecked Sendable {
                 let offset = list.pointee.elems[0].offset
                 return offset >= 0 ? offset : nil
             }
+        }
+    }
+
+    /// The low and high watermarks librdkafka last heard of in a fetch response for this
+    /// partition, without asking a broker; nil for either while unknown.
+    func cachedWatermarks(_ partition: TopicPartition) -> (low: Int64?, high: Int64?) {
+        usingIfOpen((nil, nil)) {
+            var low: Int64 = RDKafkaOffset.invalid
+            var high: Int64 = RDKafkaOffset.invalid
+            guard
+                rd_kafka_get_watermark_offsets(handle, partition.topic, partition.partition, &low, &high)
+                    == RD_KAFKA_RESP_ERR_NO_ERROR
+            else { return (nil, nil) }
+            return (low >= 0 ? low : nil, high >= 0 ? high : nil)
         }
     }
 
