@@ -1,4 +1,5 @@
 internal import CRDKafka
+import Dispatch
 import Synchronization
 public import WorkflowEvents
 
@@ -61,13 +62,33 @@ public final class MockKafkaCluster: Sendable {
         shutdown()
     }
 
-    /// Stops the brokers. Idempotent; the fault switches throw afterwards.
+    /// Where clusters are torn down: destroying one joins librdkafka's threads, which must
+    /// not hold the caller's thread (a thread of Swift's cooperative pool, in an async test).
+    private static let teardownQueue = DispatchQueue(label: "workflow-events.mock-cluster.teardown")
+
+    /// Stops the brokers, and returns at once: the fault switches throw from now on, and the
+    /// cluster's threads are joined in the background. Idempotent.
     public func shutdown() {
-        handles.withLock { handles in
-            guard let current = handles else { return }
+        shutdown(then: nil)
+    }
+
+    /// Stops the brokers and returns once their threads have ended, without blocking a
+    /// thread of Swift's cooperative pool meanwhile. Idempotent: a later call returns at once.
+    public func shutdownAndWait() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            shutdown(then: { continuation.resume() })
+        }
+    }
+
+    private func shutdown(then done: (@Sendable () -> Void)?) {
+        guard let current = handles.withLock({ handles in defer { handles = nil }; return handles }) else {
+            done?()
+            return
+        }
+        Self.teardownQueue.async {
             rd_kafka_mock_cluster_destroy(current.cluster)
             rd_kafka_destroy(current.host)
-            handles = nil
+            done?()
         }
     }
 
@@ -203,6 +224,12 @@ public func withMockKafkaCluster<Result>(
     _ body: (MockKafkaCluster) async throws -> sending Result
 ) async throws -> sending Result {
     let cluster = try MockKafkaCluster(brokers: brokers)
-    defer { cluster.shutdown() }
-    return try await body(cluster)
+    do {
+        let result = try await body(cluster)
+        await cluster.shutdownAndWait()
+        return result
+    } catch {
+        await cluster.shutdownAndWait()
+        throw error
+    }
 }

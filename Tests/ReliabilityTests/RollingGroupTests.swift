@@ -22,15 +22,40 @@ struct RollingGroupTests {
         configuration.autoCommitInterval = .milliseconds(500)
         let seen = Seen()
 
+        /// Per member, in order of start, the offsets it delivered per partition.
+        let delivered = Deliveries()
         func startMember() throws -> (WorkflowEventConsumer, Task<Void, any Error>) {
             let consumer = try WorkflowEventConsumer(configuration: configuration)
+            let index = delivered.state.withLock { list in
+                list.append([:])
+                return list.count - 1
+            }
             let task = Task {
-                for try await event in consumer.events(topics: [topic]) {
-                    seen.add(event.eventID)
+                for try await message in consumer.messages(topics: [topic]) {
+                    seen.add(message.event.eventID)
+                    delivered.state.withLock { $0[index][message.topicPartition, default: []].append(message.offset) }
                     if seen.total % 64 == 0 { try? await Task.sleep(for: .milliseconds(5)) }
                 }
             }
             return (consumer, task)
+        }
+
+        /// Offsets as runs: "0-34, 101-1400".
+        func runs(_ offsets: [Int64]) -> String {
+            var parts: [String] = []
+            var start: Int64?
+            var last: Int64 = -2
+            for offset in offsets {
+                if offset == last + 1 {
+                    last = offset
+                    continue
+                }
+                if let start { parts.append(start == last ? "\(start)" : "\(start)-\(last)") }
+                start = offset
+                last = offset
+            }
+            if let start { parts.append(start == last ? "\(start)" : "\(start)-\(last)") }
+            return parts.joined(separator: ", ")
         }
 
         var members: [(WorkflowEventConsumer, Task<Void, any Error>)] = []
@@ -93,8 +118,11 @@ struct RollingGroupTests {
             for (partition, offsets) in missing.sorted(by: { $0.key.partition < $1.key.partition }) {
                 let owners = await members.indices.asyncFilter { await members[$0].0.assignment.contains(partition) }
                 lines.append(
-                    "\(partition): \(offsets.count) unseen from offset \(offsets.min()!), committed \(committed[partition].map(String.init) ?? "none"), owned by members \(owners)"
+                    "\(partition): \(offsets.count) unseen (\(runs(offsets.sorted()))), committed \(committed[partition].map(String.init) ?? "none"), owned by members \(owners)"
                 )
+                for (member, partitions) in delivered.state.withLock({ $0 }).enumerated() {
+                    if let offsets = partitions[partition] { lines.append("  member #\(member) (by start) delivered \(runs(offsets))") }
+                }
             }
             for (index, (consumer, task)) in members.enumerated() {
                 let statistics = await consumer.statistics
@@ -134,4 +162,9 @@ extension Range where Bound == Int {
         for index in self where await predicate(index) { kept.append(index) }
         return kept
     }
+}
+
+/// Per member, in order of start, the offsets it delivered per partition.
+final class Deliveries: Sendable {
+    let state = Mutex<[[TopicPartition: [Int64]]]>([])
 }

@@ -158,6 +158,10 @@ extension WorkflowEventConsumer {
             // fetcher keeps full; 8 MiB (about 23,000 events of the contract's size) reads as
             // fast in the benchmark. `properties` may set it again.
             result.append(("queued.max.messages.kbytes", "8192"))
+            // librdkafka doubles the wait before reconnecting to a broker after each failure up
+            // to 10 s: after a few outages in a row a member came back 30 s after the cluster.
+            // At most 1 s, it reads again within seconds. `properties` may set it again.
+            result.append(("reconnect.backoff.max.ms", "1000"))
             for key in properties.keys.sorted() {
                 result.append((key, properties[key]!))
             }

@@ -17,6 +17,10 @@ final class ConsumerMetrics: Sendable {
     let rebalances: Counter
     let handlerDuration: Metrics.Timer
     let totalLag: Gauge
+    /// 1 while no broker answers, else 0.
+    let brokersUnreachable: Gauge
+    /// Times every broker became unreachable.
+    let outages: Counter
     private let group: String
     private let partitionLag = Mutex<[TopicPartition: Gauge]>([:])
 
@@ -33,6 +37,8 @@ final class ConsumerMetrics: Sendable {
         rebalances = Counter(label: "workflow_events_consumer_rebalances_total", dimensions: dimensions)
         handlerDuration = Metrics.Timer(label: "workflow_events_consumer_handler_duration", dimensions: dimensions)
         totalLag = Gauge(label: "workflow_events_consumer_lag_total", dimensions: dimensions)
+        brokersUnreachable = Gauge(label: "workflow_events_consumer_brokers_unreachable", dimensions: dimensions)
+        outages = Counter(label: "workflow_events_consumer_outages_total", dimensions: dimensions)
     }
 
     /// Sets the lag gauges from librdkafka's statistics.
@@ -60,10 +66,38 @@ extension Metrics.Timer {
     }
 }
 
+/// What the consumer reads out of one report of librdkafka's statistics JSON.
+struct StatisticsReport: Sendable, Equatable {
+    /// Per-partition consumer lag (`topics.<name>.partitions.<id>.consumer_lag`; -1 and the
+    /// internal partition -1 skipped); nil when the report has no topics.
+    var lag: [TopicPartition: Int64]?
+    /// Whether a broker (configured or learned, not librdkafka's internal one) is connected
+    /// (`brokers.<name>.state` is `UP`).
+    var anyBrokerUp: Bool
+
+    init?(json: UnsafeRawBufferPointer) {
+        guard let root = try? JSONValue(parsingJSON: Array(json)) else { return nil }
+        lag = consumerLag(fromStatistics: root)
+        anyBrokerUp = false
+        if case .object(let brokers)? = root["brokers"] {
+            anyBrokerUp = brokers.values.contains { broker in
+                guard case .string(let state)? = broker["state"], state == "UP" else { return false }
+                if case .string(let source)? = broker["source"], source == "internal" || source == "logical" { return false }
+                return true
+            }
+        }
+    }
+}
+
 /// Reads the per-partition consumer lag out of librdkafka's statistics JSON
 /// (`topics.<name>.partitions.<id>.consumer_lag`; -1 and the internal partition -1 skipped).
 func consumerLag(fromStatistics json: UnsafeRawBufferPointer) -> [TopicPartition: Int64]? {
-    guard let root = try? JSONValue(parsingJSON: Array(json)), case .object(let topics)? = root["topics"] else { return nil }
+    guard let root = try? JSONValue(parsingJSON: Array(json)) else { return nil }
+    return consumerLag(fromStatistics: root)
+}
+
+func consumerLag(fromStatistics root: JSONValue) -> [TopicPartition: Int64]? {
+    guard case .object(let topics)? = root["topics"] else { return nil }
     var lag: [TopicPartition: Int64] = [:]
     for (topic, value) in topics {
         guard case .object(let partitions)? = value["partitions"] else { continue }
@@ -167,13 +201,18 @@ public struct ConsumerHealth: Sendable, Hashable {
     /// Whether the group has given this member its assignment, possibly none (a standby
     /// when the group has more members than partitions). False without a group.
     public var isGroupMember: Bool = false
+    /// How long no broker has answered, while none does (librdkafka reported every broker
+    /// down, and none has connected since); nil while one answers.
+    public var brokersUnreachableFor: Duration?
 
     /// The sum of `lagByPartition`; nil before the first statistics.
     public var lag: Int64? { lagByPartition.isEmpty ? nil : lagByPartition.values.reduce(0, +) }
 
-    /// Open, and assigned partitions or (with a group) a member of a stable group: a standby
-    /// that owns no partition is ready to take some over.
-    public var isReady: Bool { !isClosed && (!assignedPartitions.isEmpty || isGroupMember) }
+    /// Open, some broker answering, and assigned partitions or (with a group) a member of a
+    /// stable group: a standby that owns no partition is ready to take some over.
+    public var isReady: Bool {
+        !isClosed && brokersUnreachableFor == nil && (!assignedPartitions.isEmpty || isGroupMember)
+    }
 }
 
 // MARK: - Tracing

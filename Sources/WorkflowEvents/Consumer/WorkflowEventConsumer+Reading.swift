@@ -151,7 +151,9 @@ extension WorkflowEventConsumer {
         while stop?.isSet != true {
             // A cancelled task takes no further event from the batch: the refill closes.
             var next = Task.isCancelled ? nil : batch.nextMessage(withCoordinates: tracing)
-            if next == nil, try await refill(batch, reader: reader, topics: topics, idle: idle, stop: stop) {
+            // A revocation may take back a batch's events between its refill and the first
+            // take: then the next refill follows (only the refill's false ends the loop).
+            while next == nil, try await refill(batch, reader: reader, topics: topics, idle: idle, stop: stop) {
                 next = batch.nextMessage(withCoordinates: tracing)
             }
             guard let message = next else { break }

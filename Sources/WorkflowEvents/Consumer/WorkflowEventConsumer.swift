@@ -197,13 +197,14 @@ public actor WorkflowEventConsumer {
     /// A cheap snapshot for a readiness probe: assigned partitions, the last event's time,
     /// the lag from librdkafka's statistics, the last error.
     public var health: ConsumerHealth {
-        let (assignment, lag, lastError, member) = client.context.state.withLock {
-            ($0.assignment, $0.lag, $0.lastError, $0.isGroupMember)
+        let (assignment, lag, lastError, member, unreachableSince) = client.context.state.withLock {
+            ($0.assignment, $0.lag, $0.lastError, $0.isGroupMember, $0.unreachableSince)
         }
         return ConsumerHealth(
             assignedPartitions: assignment, lastEventTime: lastEventTime,
             lagByPartition: lag.filter { assignment.contains($0.key) }, lastError: lastError, isClosed: machine.isClosed,
-            isGroupMember: member && !machine.isClosed)
+            isGroupMember: member && !machine.isClosed,
+            brokersUnreachableFor: machine.isClosed ? nil : unreachableSince.map { ContinuousClock.now - $0 })
     }
 
     /// Stops delivering events of these partitions until ``resume(_:)``; the consumer keeps

@@ -34,6 +34,9 @@ final class RDKafkaCallbackContext: Sendable {
         var lag: [TopicPartition: Int64] = [:]
         /// The last error librdkafka reported.
         var lastError: String?
+        /// Since when no broker answers: librdkafka reported every broker down, and neither a
+        /// message nor a statistics report with a connected broker came since.
+        var unreachableSince: ContinuousClock.Instant?
         /// Commits the broker refused.
         var commitFailures = 0
         /// Partitions the application paused (`pause(_:)`): they stay paused when they are
@@ -323,6 +326,7 @@ private let rebalanceCallback:
                 _ = withPartitionList(resumed.map { ($0, RDKafkaOffset.invalid) }) { rd_kafka_resume_partitions(handle, $0) }
             }
             context.metrics.rebalances.increment()
+            context.noteBrokerAnswers()
             context.listeners.yield(RebalanceEvent(kind: .assigned, partitions: changed.sorted()))
             context.logger.debug(
                 "partitions assigned",
@@ -395,11 +399,36 @@ private let errorCallback: @convention(c) (OpaquePointer?, Int32, UnsafePointer<
     } else {
         error = KafkaError(err, operation: "consume", message: reason.map { String(cString: $0) })
     }
-    context.state.withLock { state in
+    let wentDown = context.state.withLock { state in
         state.lastError = error.description
         if error.isFatal { state.errorsToThrow.append(error) }
+        guard err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN, state.unreachableSince == nil else { return false }
+        state.unreachableSince = .now
+        return true
     }
-    context.logger.info("librdkafka reported an error", metadata: ["error": "\(error)"])
+    if wentDown {
+        context.metrics.brokersUnreachable.record(1)
+        context.metrics.outages.increment()
+        context.logger.warning("every broker is unreachable; reading resumes when one answers", metadata: ["error": "\(error)"])
+    } else {
+        context.logger.info("librdkafka reported an error", metadata: ["error": "\(error)"])
+    }
+}
+
+extension RDKafkaCallbackContext {
+    /// Notes that a broker answers (statistics show one connected, a commit was answered,
+    /// the group assigned partitions; not a message, which may have waited in librdkafka's
+    /// queue since before the outage): ends an outage, logging how long it lasted.
+    func noteBrokerAnswers() {
+        let since = state.withLock { state -> ContinuousClock.Instant? in
+            defer { state.unreachableSince = nil }
+            return state.unreachableSince
+        }
+        guard let since else { return }
+        metrics.brokersUnreachable.record(0)
+        logger.info("a broker answers again", metadata: ["unreachable_for": "\(ContinuousClock.now - since)"])
+    }
+
 }
 
 private let offsetCommitCallback:
@@ -410,6 +439,7 @@ private let offsetCommitCallback:
         let context = Unmanaged<RDKafkaCallbackContext>.fromOpaque(opaque).takeUnretainedValue()
         if err == RD_KAFKA_RESP_ERR_NO_ERROR {
             context.metrics.commits.increment()
+            context.noteBrokerAnswers()
         } else if err != RD_KAFKA_RESP_ERR__NO_OFFSET {
             context.metrics.commitFailures.increment()
             let error = KafkaError(err, operation: "commit")
@@ -424,10 +454,12 @@ private let statisticsCallback: @convention(c) (OpaquePointer?, UnsafeMutablePoi
     _, json, length, opaque in
     guard let json, let opaque else { return 0 }
     let context = Unmanaged<RDKafkaCallbackContext>.fromOpaque(opaque).takeUnretainedValue()
-    if let lag = consumerLag(fromStatistics: UnsafeRawBufferPointer(start: json, count: length)) {
+    guard let report = StatisticsReport(json: UnsafeRawBufferPointer(start: json, count: length)) else { return 0 }
+    if let lag = report.lag {
         context.state.withLock { $0.lag = lag }
         context.metrics.recordLag(lag)
     }
+    if report.anyBrokerUp { context.noteBrokerAnswers() }
     return 0  // librdkafka frees the JSON
 }
 

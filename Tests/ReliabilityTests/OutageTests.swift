@@ -1,0 +1,100 @@
+import Foundation
+import Synchronization
+import TestSupport
+import Testing
+import WorkflowEvents
+import WorkflowEventsTesting
+
+/// When each event was handled (CLOCK_MONOTONIC), in handling order.
+final class HandlingTimes: Sendable {
+    private let state = Mutex<(ids: Set<UUID>, times: [UInt64])>(([], []))
+    /// Notes an event handled now; returns how many were handled in all.
+    func add(_ id: UUID) -> Int {
+        let now = monotonicNanoseconds()
+        return state.withLock {
+            $0.ids.insert(id)
+            $0.times.append(now)
+            return $0.times.count
+        }
+    }
+    var count: Int { state.withLock { $0.ids.count } }
+    var ids: Set<UUID> { state.withLock { $0.ids } }
+    var times: [UInt64] { state.withLock { $0.times } }
+}
+
+@Suite("Reliability: whole-cluster outages", .serialized)
+struct OutageTests {
+    @Test("every broker down five times (2, 4, 8, 3 and 12 s, 3 s apart) while one consumeEvents call with a 5 s timeout reads: it reads everything and resumes within 5 s of each return")
+    func fiveOutages() async throws {
+        let cluster = try MockKafkaCluster(brokers: 3)
+        defer { cluster.shutdown() }
+        let topic = "outages"
+        // 12 partitions: the mock keeps about 5 MB of each and drops older messages.
+        try cluster.createTopic(topic, partitions: 12, replicationFactor: 3)
+        let events = SampleEvents.make(count: 60_000, workflows: 60)
+        _ = try await produce(events, to: topic, on: cluster)
+        var configuration = groupConfiguration(cluster, group: "outages")
+        configuration.closeTimeout = .seconds(2)
+        let consumer = try WorkflowEventConsumer(configuration: configuration)
+        let handled = HandlingTimes()
+        let outages: [Duration] = [.seconds(2), .seconds(4), .seconds(8), .seconds(3), .seconds(12)]
+        // When each outage ended, and how many events were handled by then.
+        let returns = Mutex<[(at: UInt64, handled: Int)]>([])
+
+        let reading = Task {
+            // An idle timeout shorter than the longer outages: it must not end the call while
+            // the cluster is away and events wait.
+            try await consumer.consumeEvents(topics: [topic], timeout: .seconds(5)) { event in
+                // 600 µs of work per event (3 ms every fifth): the reading spans the outages.
+                if handled.add(event.eventID) % 5 == 0 { try? await Task.sleep(for: .milliseconds(3)) }
+            }
+        }
+        try await waitUntil("the first events handled", timeout: .seconds(60)) { handled.count > 0 }
+        for outage in outages {
+            try await Task.sleep(for: .seconds(3))
+            for broker in Int32(1)...3 { try cluster.setBrokerDown(broker) }
+            try await Task.sleep(for: outage)
+            for broker in Int32(1)...3 { try cluster.setBrokerUp(broker) }
+            let count = handled.count
+            returns.withLock { $0.append((monotonicNanoseconds(), count)) }
+        }
+        let count: Int
+        do {
+            count = try await reading.value
+        } catch {
+            throw TimedOut(description: "consumeEvents threw \(error) after \(handled.count) of \(events.count) events")
+        }
+        let health = await consumer.health
+        let closedBeforeClose = await consumer.isClosed
+        await consumer.close()
+        #expect(!closedBeforeClose, "consumeEvents returned with the consumer closed")
+
+        #expect(count >= events.count && handled.ids == Set(events.map(\.eventID)), "one call read \(handled.count) of \(events.count) events")
+        // Per return of the cluster with events left to read: how long until the next event.
+        let times = handled.times
+        var resumed: [String] = []
+        var slowest: Double = 0
+        for (index, back) in returns.withLock({ $0 }).enumerated() {
+            guard back.handled < events.count else {
+                resumed.append("\(index + 1): nothing left")
+                continue
+            }
+            guard let next = times.first(where: { $0 > back.at }) else {
+                resumed.append("\(index + 1): never")
+                slowest = .infinity
+                continue
+            }
+            let seconds = Double(next - back.at) / 1e9
+            slowest = max(slowest, seconds)
+            resumed.append("\(index + 1): \(String(format: "%.1f", seconds)) s")
+        }
+        #expect(slowest < 5, "resumed after each return: \(resumed.joined(separator: ", "))")
+        #expect(health.brokersUnreachableFor == nil)
+        figure(
+            "whole-cluster outages",
+            [
+                "events": "\(events.count)", "read by one consumeEvents call": "\(handled.count) (\(count - handled.count) again)",
+                "first event after each return": resumed.joined(separator: ", "),
+            ])
+    }
+}
