@@ -81,7 +81,11 @@ public final class MockKafkaCluster: Sendable {
     }
 
     private func shutdown(then done: (@Sendable () -> Void)?) {
-        guard let current = handles.withLock({ handles in defer { handles = nil }; return handles }) else {
+        let taken = handles.withLock { handles in
+            defer { handles = nil }
+            return handles
+        }
+        guard let current = taken else {
             done?()
             return
         }
