@@ -24,7 +24,9 @@ final class HandlingTimes: Sendable {
 
 @Suite("Reliability: whole-cluster outages", .serialized)
 struct OutageTests {
-    @Test("every broker down five times (2, 4, 8, 3 and 12 s, 3 s apart) while one consumeEvents call with a 5 s timeout reads: it reads everything and resumes within 5 s of each return")
+    @Test(
+        "every broker down five times (2, 4, 8, 3 and 12 s, 3 s apart) while one consumeEvents call with a 5 s timeout reads: it reads everything and resumes within 5 s of each return"
+    )
     func fiveOutages() async throws {
         let cluster = try MockKafkaCluster(brokers: 3)
         defer { cluster.shutdown() }
