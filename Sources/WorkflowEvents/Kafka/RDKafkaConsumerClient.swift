@@ -584,7 +584,7 @@ final class RDKafkaConsumerClient: @unchecked Sendable {
             pollQueue.async { [self] in
                 continuation.resume(
                     returning: usingIfOpen([], fetching: true) {
-                        let batch = consumeBatch(timeoutMilliseconds: 0, maximum: maximum)
+                        let batch = consumeWaiting(maximum: maximum)
                         keepFetcherBusy(after: batch)
                         return batch
                     })
@@ -604,7 +604,7 @@ final class RDKafkaConsumerClient: @unchecked Sendable {
                 var batch: [RDKafkaMessage] = usingIfOpen([], fetching: true) {
                     guard let first = rd_kafka_consume_queue(queue, milliseconds) else { return [] }
                     var result = [RDKafkaMessage(pointer: first)]
-                    if maximum > 1 { result += consumeBatch(timeoutMilliseconds: 0, maximum: maximum - 1) }
+                    if maximum > 1 { result += consumeWaiting(maximum: maximum - 1) }
                     keepFetcherBusy(after: result)
                     return result
                 }
@@ -630,7 +630,7 @@ final class RDKafkaConsumerClient: @unchecked Sendable {
         await withCheckedContinuation { continuation in
             pollQueue.async { [self] in
                 var batch: [RDKafkaMessage] = usingIfOpen([], fetching: true) {
-                    let taken = consumeBatch(timeoutMilliseconds: 0, maximum: maximum)
+                    let taken = consumeWaiting(maximum: maximum)
                     keepFetcherBusy(after: taken)
                     return taken
                 }
@@ -639,6 +639,30 @@ final class RDKafkaConsumerClient: @unchecked Sendable {
             }
         }
     }
+
+    /// Takes up to `maximum` messages that are already waiting.
+    ///
+    /// librdkafka before 2.1 moves a partition's position past each message its batch call
+    /// takes, then purges from that call's batch the messages of a partition whose version
+    /// changed meanwhile (a pause, resume, seek or assignment change, librdkafka's own pause
+    /// of the assignment at the start of a rebalance included), and resumes fetching from the
+    /// moved position: those messages are never read (librdkafka pull request 4208; seen as
+    /// a rolling group's commits passing events no member was given). There the messages are
+    /// taken one call each: a message handed out is never purged, and one made outdated is
+    /// dropped before it moves the position. The calls take the queue's lock per message as
+    /// the batch call does.
+    private func consumeWaiting(maximum: Int) -> [RDKafkaMessage] {
+        guard Self.batchCallPurgesTakenMessages else { return consumeBatch(timeoutMilliseconds: 0, maximum: maximum) }
+        var result: [RDKafkaMessage] = []
+        result.reserveCapacity(min(maximum, 1024))
+        while result.count < maximum, let message = rd_kafka_consume_queue(queue, 0) {
+            result.append(RDKafkaMessage(pointer: message))
+        }
+        return result
+    }
+
+    /// Whether this librdkafka's batch call can lose messages taken in it (before 2.1).
+    static let batchCallPurgesTakenMessages = librdkafkaVersionNumber < 0x0201_0000
 
     private func consumeBatch(timeoutMilliseconds: Int32, maximum: Int) -> [RDKafkaMessage] {
         let capacity = max(1, maximum)
