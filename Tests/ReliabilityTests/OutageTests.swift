@@ -34,7 +34,8 @@ struct OutageTests {
         // 12 partitions: the mock keeps about 5 MB of each and drops older messages.
         try cluster.createTopic(topic, partitions: 12, replicationFactor: 3)
         let events = SampleEvents.make(count: 60_000, workflows: 60)
-        _ = try await produce(events, to: topic, on: cluster)
+        let reports = try await produce(events, to: topic, on: cluster)
+        let place = Dictionary(uniqueKeysWithValues: zip(events.map(\.eventID), reports))
         var configuration = groupConfiguration(cluster, group: "outages")
         configuration.closeTimeout = .seconds(2)
         let consumer = try WorkflowEventConsumer(configuration: configuration)
@@ -68,10 +69,33 @@ struct OutageTests {
         }
         let health = await consumer.health
         let closedBeforeClose = await consumer.isClosed
+        let statistics = await consumer.statistics
         await consumer.close()
         #expect(!closedBeforeClose, "consumeEvents returned with the consumer closed")
 
-        #expect(count >= events.count && handled.ids == Set(events.map(\.eventID)), "one call read \(handled.count) of \(events.count) events")
+        // What was never read, by partition, against what was read and the group's commits.
+        let unseen = Set(events.map(\.eventID)).subtracting(handled.ids)
+        var standing: [String] = []
+        if !unseen.isEmpty {
+            var missing: [Int32: [Int64]] = [:]
+            for id in unseen { missing[place[id]!.partition, default: []].append(place[id]!.offset) }
+            var read: [Int32: [Int64]] = [:]
+            for id in handled.ids { read[place[id]!.partition, default: []].append(place[id]!.offset) }
+            let committed =
+                (try? await withWorkflowEventConsumer(configuration: groupConfiguration(cluster, group: "outages")) {
+                    try await $0.committed(missing.keys.map { TopicPartition(topic: topic, partition: $0) })
+                }) ?? [:]
+            for (partition, offsets) in missing.sorted(by: { $0.key < $1.key }) {
+                let commit = committed[TopicPartition(topic: topic, partition: partition)].map(String.init) ?? "none"
+                standing.append(
+                    "partition \(partition): unread \(offsetRuns(offsets.sorted())), read \(offsetRuns(read[partition, default: []].sorted())), committed \(commit)"
+                )
+            }
+            standing.append("\(statistics)")
+        }
+        #expect(
+            count >= events.count && unseen.isEmpty,
+            "one call read \(handled.count) of \(events.count) events:\n\(standing.joined(separator: "\n"))")
         // Per return of the cluster with events left to read: how long until the next event.
         let times = handled.times
         var resumed: [String] = []
@@ -102,4 +126,20 @@ struct OutageTests {
                 "first event after each return": resumed.joined(separator: ", "),
             ])
     }
+}
+
+/// Offsets as runs: "0-34, 101-1400".
+func offsetRuns(_ offsets: [Int64]) -> String {
+    var parts: [String] = []
+    var run: (first: Int64, last: Int64)?
+    for offset in offsets {
+        if let current = run, offset == current.last + 1 {
+            run = (current.first, offset)
+            continue
+        }
+        if let current = run { parts.append(current.first == current.last ? "\(current.first)" : "\(current.first)-\(current.last)") }
+        run = (offset, offset)
+    }
+    if let current = run { parts.append(current.first == current.last ? "\(current.first)" : "\(current.first)-\(current.last)") }
+    return parts.joined(separator: ", ")
 }

@@ -40,24 +40,6 @@ struct RollingGroupTests {
             return (consumer, task)
         }
 
-        /// Offsets as runs: "0-34, 101-1400".
-        func runs(_ offsets: [Int64]) -> String {
-            var parts: [String] = []
-            var start: Int64?
-            var last: Int64 = -2
-            for offset in offsets {
-                if offset == last + 1 {
-                    last = offset
-                    continue
-                }
-                if let start { parts.append(start == last ? "\(start)" : "\(start)-\(last)") }
-                start = offset
-                last = offset
-            }
-            if let start { parts.append(start == last ? "\(start)" : "\(start)-\(last)") }
-            return parts.joined(separator: ", ")
-        }
-
         var members: [(WorkflowEventConsumer, Task<Void, any Error>)] = []
         for _ in 0..<3 { members.append(try startMember()) }
         let all = Set(events.map(\.eventID))
@@ -118,10 +100,10 @@ struct RollingGroupTests {
             for (partition, offsets) in missing.sorted(by: { $0.key.partition < $1.key.partition }) {
                 let owners = await members.indices.asyncFilter { await members[$0].0.assignment.contains(partition) }
                 lines.append(
-                    "\(partition): \(offsets.count) unseen (\(runs(offsets.sorted()))), committed \(committed[partition].map(String.init) ?? "none"), owned by members \(owners)"
+                    "\(partition): \(offsets.count) unseen (\(offsetRuns(offsets.sorted()))), committed \(committed[partition].map(String.init) ?? "none"), owned by members \(owners)"
                 )
                 for (member, partitions) in delivered.state.withLock({ $0 }).enumerated() {
-                    if let offsets = partitions[partition] { lines.append("  member #\(member) (by start) delivered \(runs(offsets))") }
+                    if let offsets = partitions[partition] { lines.append("  member #\(member) (by start) delivered \(offsetRuns(offsets))") }
                 }
             }
             for (index, (consumer, task)) in members.enumerated() {
