@@ -119,6 +119,16 @@ let package = Package(
             path: "Tests/ReliabilityConsumer",
             swiftSettings: strictSettings
         ),
+        .executableTarget(
+            name: "OutageSequence",
+            dependencies: [
+                "TestSupport",
+                "WorkflowEvents",
+                "WorkflowEventsTesting",
+            ],
+            path: "Tests/OutageSequence",
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "ReliabilityTests",
             dependencies: [

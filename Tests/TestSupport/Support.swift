@@ -128,3 +128,19 @@ public func workflowEvents(workflows: Int, perWorkflow: Int) -> [WorkflowEvent] 
     }
     return events
 }
+
+/// Offsets as runs: "0-34, 101-1400".
+public func offsetRuns(_ offsets: [Int64]) -> String {
+    var parts: [String] = []
+    var run: (first: Int64, last: Int64)?
+    for offset in offsets {
+        if let current = run, offset == current.last + 1 {
+            run = (current.first, offset)
+            continue
+        }
+        if let current = run { parts.append(current.first == current.last ? "\(current.first)" : "\(current.first)-\(current.last)") }
+        run = (offset, offset)
+    }
+    if let current = run { parts.append(current.first == current.last ? "\(current.first)" : "\(current.first)-\(current.last)") }
+    return parts.joined(separator: ", ")
+}
