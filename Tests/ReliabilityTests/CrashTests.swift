@@ -25,6 +25,28 @@ func readProcessed(_ url: URL) throws -> [ProcessedLine] {
     return text.split(separator: "\n").compactMap(ProcessedLine.init)
 }
 
+/// The lines appended to a file since the last call, read from where the last call stopped:
+/// a wait that checks every 20 ms for a child's progress costs the new lines only, not the
+/// whole file (which would hold one of the cooperative pool's two threads).
+final class AppendedLines {
+    private let url: URL
+    private var offset: UInt64 = 0
+    private var partial = ""
+
+    init(_ url: URL) { self.url = url }
+
+    func next() -> [Substring] {
+        guard let handle = try? FileHandle(forReadingFrom: url) else { return [] }
+        defer { try? handle.close() }
+        guard (try? handle.seek(toOffset: offset)) != nil, let data = try? handle.readToEnd(), !data.isEmpty else { return [] }
+        offset += UInt64(data.count)
+        let text = partial + String(decoding: data, as: UTF8.self)
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        partial = String(lines.removeLast())
+        return lines.filter { !$0.isEmpty }
+    }
+}
+
 /// The times (CLOCK_MONOTONIC) at which the children killed themselves.
 func readKills(_ url: URL) -> [UInt64] {
     let text = (try? String(contentsOf: url, encoding: .utf8)) ?? ""
@@ -99,8 +121,11 @@ struct CrashTests {
             try await runUntilCrash(
                 arguments, crashAfter: Int.random(in: 2_000...6_000, using: &generator), output: output, progress: progress)
         }
+        let appended = AppendedLines(output)
+        var processed = Set<UUID>()
         try await runToEnd(arguments, timeout: .seconds(120), progress: progress) {
-            Set(((try? readProcessed(output)) ?? []).map(\.id)).isSuperset(of: all)
+            for line in appended.next() { if let line = ProcessedLine(line) { processed.insert(line.id) } }
+            return processed.count == all.count
         }
 
         let lines = try readProcessed(output)
@@ -207,8 +232,13 @@ struct OrderedCrashTests {
                 }
             }
         }
+        let appended = AppendedLines(output)
+        var finishedSoFar = Set<UUID>()
         try await runToEnd(arguments, timeout: .seconds(120), progress: progress) {
-            Set(finishedIDs().keys).isSuperset(of: all)
+            for line in appended.next() where line.hasPrefix("F ") {
+                if let id = UUID(uuidString: String(line.dropFirst(2))) { finishedSoFar.insert(id) }
+            }
+            return finishedSoFar.count == all.count
         }
 
         let finished = finishedIDs()

@@ -353,8 +353,11 @@ struct ConsumerTests {
             #expect(error.message.contains("127.0.0.1:1"))
             #expect(error.isRetriable)
         }
-        // Bounded, not hanging: the timeout is 2 s; a loaded machine may take a few more.
-        #expect(ContinuousClock.now - started < .seconds(20))
+        // Bounded, not hanging: the timeout is 2 s. At the suite's start the two threads of the
+        // cooperative pool are busy with other tests' setup, which delays the resumption by up
+        // to 20 s (seen 21 and 23 s), so the bound only tells a hang from a wait.
+        let elapsed = ContinuousClock.now - started
+        #expect(elapsed < .seconds(90), "subscribe to an unreachable cluster took \(elapsed)")
         await consumer.close()
     }
 
