@@ -17,7 +17,9 @@ nonisolated func seekAndPosition(_ setting: ExampleSetting) async throws {
         try await consumer.seek(partition, to: target)
         print("After seek: position \(try await consumer.position(partition))")
 
-        for try await message in consumer.messages(topics: ["workflow-events"]) where message.partition == 0 {
+        // The idle timeout ends the loop when partition 0 holds nothing after the target.
+        for try await message in consumer.messages(topics: ["workflow-events"], idleTimeout: .seconds(5))
+        where message.partition == 0 {
             // An event in hand at a `break` counts as not processed: it is read again.
             if message.offset > target { break }
             print("Next event of \(partition) is at offset \(message.offset): \(message.event.eventType)")
@@ -26,4 +28,5 @@ nonisolated func seekAndPosition(_ setting: ExampleSetting) async throws {
     }
 }
 
-await runExample("SeekAndPosition", seekAndPosition)
+// One partition on the embedded cluster, so that partition 0 holds all 30 sample events.
+await runExample("SeekAndPosition", topics: ["workflow-events": 1], seekAndPosition)

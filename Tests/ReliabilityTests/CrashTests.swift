@@ -98,7 +98,8 @@ struct CrashTests {
         let topic = "crashes"
         try await cluster.createTopic(topic, partitions: 32)
         let events = SampleEvents.make(count: 50_000, workflows: 64)
-        _ = try await produce(events, to: topic, on: cluster)
+        let reports = try await produce(events, to: topic, on: cluster)
+        let place = Dictionary(uniqueKeysWithValues: zip(events.map(\.eventID), reports))
         let output = FileManager.default.temporaryDirectory.appendingPathComponent("crash-\(UUID().uuidString).log")
         defer { try? FileManager.default.removeItem(at: output) }
         let autoCommit = Duration.seconds(1)
@@ -112,7 +113,17 @@ struct CrashTests {
         func progress() -> String {
             let lines = (try? readProcessed(output)) ?? []
             let seen = Set(lines.map(\.id))
-            return "\(lines.count) events processed in all, \(seen.count) distinct, \(all.subtracting(seen).count) never processed"
+            let unseen = all.subtracting(seen)
+            var text = "\(lines.count) events processed in all, \(seen.count) distinct, \(unseen.count) never processed"
+            // Where the never-processed events are, beside what was processed there.
+            var missing: [Int32: [Int64]] = [:]
+            for id in unseen { missing[place[id]!.partition, default: []].append(place[id]!.offset) }
+            for (partition, offsets) in missing.sorted(by: { $0.key < $1.key }).prefix(6) {
+                let processed = lines.filter { $0.partition == partition }.map(\.offset)
+                text +=
+                    "; partition \(partition): never \(offsetRuns(offsets.sorted())), processed \(offsetRuns(Array(Set(processed)).sorted()))"
+            }
+            return text
         }
         // Five crashes after 2,000 to 6,000 events each: at most 30,000 of the 50,000 are
         // done before the last run, so every run has work, however fast the machine is.
