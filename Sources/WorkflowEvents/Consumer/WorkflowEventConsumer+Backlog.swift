@@ -47,49 +47,55 @@ extension WorkflowEventConsumer {
         let partitions = assignment.subtracting(userPaused).sorted()
         var backlog = Backlog()
         if configuration.groupID != nil, case .topics = subscription, !isGroupMember { backlog.awaitingAssignment = true }
-        var unread: [TopicPartition] = []
-        var next: [TopicPartition: Int64] = [:]
-        var startsAtEnd: Set<TopicPartition> = []
-        var startsAtBeginning: Set<TopicPartition> = []
+        /// Where reading a partition stands, or starts when nothing was read from it yet.
+        enum Next {
+            case offset(Int64)
+            case beginning
+            case end
+            /// The committed offset, else the reset policy's start.
+            case committedOrReset
+        }
+        var nexts: [(TopicPartition, Next)] = []
         for partition in partitions {
             if let offset = seekPositions[partition] ?? (try? client.position(partition)) {
-                next[partition] = offset
-            } else if let start = starts[partition], start >= 0 {
-                next[partition] = start
-            } else if starts[partition] == RDKafkaOffset.end {
-                startsAtEnd.insert(partition)
-            } else if starts[partition] == RDKafkaOffset.beginning {
-                startsAtBeginning.insert(partition)
+                nexts.append((partition, .offset(offset)))
+            } else if let start = starts[partition] {
+                switch start {
+                case 0...: nexts.append((partition, .offset(start)))
+                case RDKafkaOffset.end: nexts.append((partition, .end))
+                case RDKafkaOffset.beginning: nexts.append((partition, .beginning))
+                default: nexts.append((partition, .committedOrReset))
+                }
             } else {
-                unread.append(partition)
+                nexts.append((partition, .committedOrReset))
             }
         }
-        var committed: [TopicPartition: Int64] = [:]
-        var committedKnown = true
+        let unread = nexts.compactMap { partition, next in
+            if case .committedOrReset = next { partition } else { nil }
+        }
+        var committed: [TopicPartition: Int64]? = [:]
         if configuration.groupID != nil && !unread.isEmpty {
-            do {
-                committed = try await client.committed(unread, timeout: configuration.connectionTimeout)
-            } catch {
-                committedKnown = false
-            }
+            committed = try? await client.committed(unread, timeout: configuration.connectionTimeout)
         }
-        for partition in partitions {
+        for (partition, next) in nexts {
             let (low, high) = client.cachedWatermarks(partition)
-            if let offset = next[partition] {
-                backlog.add(partition, next: offset, end: high)
-            } else if startsAtEnd.contains(partition) {
-                backlog.add(partition, next: high, end: high)
-            } else if startsAtBeginning.contains(partition) {
-                backlog.add(partition, next: low, end: high)
-            } else if !committedKnown {
-                backlog.add(partition, next: nil, end: high)
-            } else if let offset = committed[partition] {
-                backlog.add(partition, next: offset, end: high)
-            } else {
-                // Nothing committed: the reset policy says where reading starts.
-                switch configuration.autoOffsetReset {
-                case .earliest: backlog.add(partition, next: low, end: high)
-                case .latest, .none: backlog.add(partition, next: high, end: high)
+            switch next {
+            case .offset(let offset): backlog.add(partition, next: offset, end: high)
+            case .end: backlog.add(partition, next: high, end: high)
+            case .beginning: backlog.add(partition, next: low, end: high)
+            case .committedOrReset:
+                guard let committed else {
+                    // The coordinator did not answer: where reading starts is not known.
+                    backlog.add(partition, next: nil, end: high)
+                    continue
+                }
+                if let offset = committed[partition] {
+                    backlog.add(partition, next: offset, end: high)
+                } else {
+                    switch configuration.autoOffsetReset {
+                    case .earliest: backlog.add(partition, next: low, end: high)
+                    case .latest, .none: backlog.add(partition, next: high, end: high)
+                    }
                 }
             }
         }
