@@ -466,6 +466,39 @@ struct OffsetGuaranteeTests {
         }
     }
 
+    @Test("resuming partitions that are not paused, or pausing them before they are assigned, changes nothing: each event once, in order")
+    func resumeWithoutPause() async throws {
+        // librdkafka before 2.1 starts a partition's fetch again from where it was last
+        // assigned, paused or sought whenever it is resumed, paused or not: a resume of a
+        // partition that was never paused went back to its first offset.
+        let fixture = try await makeFixture(partitions: 2, events: 2_000)
+        defer { fixture.cluster.shutdown() }
+        let expected = Dictionary(grouping: fixture.reports, by: \.partition).mapValues { Int64($0.count) }
+        let partitions = (0..<2).map { TopicPartition(topic: fixture.topic, partition: Int32($0)) }
+        let consumer = try WorkflowEventConsumer(configuration: .init(bootstrapServers: fixture.cluster.bootstrapServers))
+        // Paused before any assignment, when librdkafka does not know the partition yet.
+        try await consumer.pause([partitions[1]])
+        try await consumer.assign(partitions)
+        var seen: [Int32: [Int64]] = [:]
+        var count = 0
+        for try await message in consumer.messages(topics: [fixture.topic], idleTimeout: .seconds(5)) {
+            seen[message.partition, default: []].append(message.offset)
+            count += 1
+            if count == 300 {
+                #expect(seen[1] == nil, "partition 1 was paused, and delivered \(seen[1]?.count ?? 0) events")
+                try await consumer.resume([partitions[1]])
+            }
+            // Then every 150 events, both are resumed again, not having been paused.
+            if count > 300 && count % 150 == 0 { try await consumer.resume(partitions) }
+            if count == fixture.events.count { break }
+        }
+        for (partition, total) in expected.sorted(by: { $0.key < $1.key }) {
+            let offsets = seen[partition] ?? []
+            #expect(offsetRuns(offsets) == "0-\(total - 1)", "partition \(partition): delivered offsets in this order")
+        }
+        await consumer.close()
+    }
+
     @Test("messages held for a paused partition are dropped by a seek: after resume, the partition starts at the seek")
     func seekDropsHeldMessages() async throws {
         let topic = "held-seek"

@@ -60,6 +60,9 @@ final class RDKafkaCallbackContext: Sendable {
     let state = Mutex(State())
     /// What the readers took and finished: every stored offset comes from it.
     let offsets = Mutex(OffsetTracker())
+    /// The partitions librdkafka holds paused by this consumer's calls, changed only by
+    /// `setPaused(_:_:handle:)`, which holds the lock across the call to librdkafka.
+    let pausedInLibrdkafka = Mutex<Set<TopicPartition>>([])
 
     init(logger: Logger, metrics: ConsumerMetrics, listeners: RebalanceListeners) {
         self.logger = logger
@@ -264,6 +267,36 @@ enum RDKafkaOffset {
     static let end = Int64(RD_KAFKA_OFFSET_END)
 }
 
+// MARK: - Pausing
+
+extension RDKafkaCallbackContext {
+    /// Pauses or resumes `partitions` in librdkafka: the one place that does. A pause goes
+    /// to the partitions not paused yet, and a resume only to the partitions paused here:
+    /// librdkafka before 2.1 starts a partition's fetch again from where it was last
+    /// assigned, paused or sought on every resume, also of a partition that is not paused
+    /// (it moves the partition's version before it looks), which delivered again what had
+    /// been read since. A partition librdkafka does not know yet (not assigned) is not
+    /// paused; the assignment pauses it if the application has.
+    @discardableResult
+    func setPaused(_ paused: Bool, _ partitions: [TopicPartition], handle: OpaquePointer) -> rd_kafka_resp_err_t {
+        pausedInLibrdkafka.withLock { held in
+            let targets = partitions.filter { held.contains($0) != paused }
+            guard !targets.isEmpty else { return RD_KAFKA_RESP_ERR_NO_ERROR }
+            return withPartitionList(targets.map { ($0, RDKafkaOffset.invalid) }) { list in
+                guard paused else {
+                    held.subtract(targets)
+                    return rd_kafka_resume_partitions(handle, list)
+                }
+                let err = rd_kafka_pause_partitions(handle, list)
+                for (partition, _, error) in entries(of: list) where error == RD_KAFKA_RESP_ERR_NO_ERROR {
+                    held.insert(partition)
+                }
+                return err
+            }
+        }
+    }
+}
+
 // MARK: - Callbacks
 
 private func context(of handle: OpaquePointer?) -> RDKafkaCallbackContext? {
@@ -320,11 +353,10 @@ private let rebalanceCallback:
             }
             // librdkafka keeps a partition's pause across its revocation and assignment: one
             // paused to bound memory (by `process` or a busy reader) would never resume. Only
-            // the application's own pauses carry over.
-            let resumed = changed.filter { !userPaused.contains($0) }
-            if !resumed.isEmpty {
-                _ = withPartitionList(resumed.map { ($0, RDKafkaOffset.invalid) }) { rd_kafka_resume_partitions(handle, $0) }
-            }
+            // the application's own pauses carry over, also those made before librdkafka
+            // knew the partition.
+            context.setPaused(false, changed.filter { !userPaused.contains($0) }, handle: handle)
+            context.setPaused(true, changed.filter { userPaused.contains($0) }, handle: handle)
             context.metrics.rebalances.increment()
             context.noteBrokerAnswers()
             context.listeners.yield(RebalanceEvent(kind: .assigned, partitions: changed.sorted()))
@@ -747,6 +779,9 @@ final class RDKafkaConsumerClient: @unchecked Sendable {
         try await request(on: operationsQueue, "assign \(partitions.map(\.0))") { [self] in
             let err = withPartitionList(partitions) { rd_kafka_assign(handle, $0) }
             guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(err, operation: "assign \(partitions.map(\.0))") }
+            // The application's pauses made before librdkafka knew these partitions.
+            let userPaused = context.state.withLock { $0.userPaused }
+            context.setPaused(true, partitions.map(\.0).filter { userPaused.contains($0) }, handle: handle)
         }
         context.state.withLock { state in
             state.assignment = Set(partitions.map(\.0))
@@ -783,11 +818,7 @@ final class RDKafkaConsumerClient: @unchecked Sendable {
                     metadata: ["kafka.partitions": "\(partitions.map(\.description).joined(separator: ","))"])
                 return
             }
-            let err = usingIfOpen(RD_KAFKA_RESP_ERR_NO_ERROR) {
-                withPartitionList(partitions.map { ($0, RDKafkaOffset.invalid) }) { list in
-                    paused ? rd_kafka_pause_partitions(handle, list) : rd_kafka_resume_partitions(handle, list)
-                }
-            }
+            let err = usingIfOpen(RD_KAFKA_RESP_ERR_NO_ERROR) { context.setPaused(paused, partitions, handle: handle) }
             // librdkafka 2.0.2 starts fetching a resumed partition only when its broker thread
             // next wakes, which can be a second later.
             if !paused, let fetcherWakeUp, fetcherWakeUp.shouldWakeAfterResume() { sendWakeUp(fetcherWakeUp) }
