@@ -17,7 +17,14 @@ public final class JoiningMember: Sendable {
         self.task = Task {
             for try await message in consumer.messages(topics: [topic]) { seen.append(message) }
         }
-        try await waitUntil("the joining member owns partitions and read from them", timeout: .seconds(30)) {
+        let describe: () async -> String = {
+            let health = await consumer.health
+            let statistics = await consumer.statistics
+            let read = seen.offsets.map { "\($0.key): \($0.value.count) from \($0.value.first ?? -1)" }.sorted()
+            return
+                "owns [\(health.assignedPartitions.sorted().map(\.description).joined(separator: ", "))], read [\(read.joined(separator: "; "))], rebalances \(statistics.rebalances), group member \(health.isGroupMember), last error \(health.lastError ?? "none"), brokers unreachable for \(health.brokersUnreachableFor.map { "\($0)" } ?? "no time")"
+        }
+        try await waitUntil("the joining member owns partitions and read from them", timeout: .seconds(30), saw: describe) {
             let owned = await consumer.assignment
             let offsets = seen.offsets
             return !owned.isEmpty && owned.allSatisfy { offsets[$0]?.isEmpty == false }

@@ -66,13 +66,18 @@ public struct TimedOut: Error, CustomStringConvertible {
     public init(description: String) { self.description = description }
 }
 
-/// Waits until `condition` holds, checking every 20 ms, at most `timeout`.
+/// Waits until `condition` holds, checking every 20 ms, at most `timeout`. On a timeout the
+/// error says what was awaited and, from `saw`, what the test saw instead.
 public func waitUntil(
-    _ what: String, timeout: Duration = .seconds(20), _ condition: () async throws -> Bool
+    _ what: String, timeout: Duration = .seconds(20), saw: (() async -> String)? = nil,
+    _ condition: () async throws -> Bool
 ) async throws {
     let deadline = ContinuousClock.now.advanced(by: timeout)
     while try await !condition() {
-        if ContinuousClock.now >= deadline { throw TimedOut(description: "timed out after \(timeout) waiting for \(what)") }
+        if ContinuousClock.now >= deadline {
+            let seen = await saw?()
+            throw TimedOut(description: "timed out after \(timeout) waiting for \(what)" + (seen.map { "; saw: \($0)" } ?? ""))
+        }
         try await Task.sleep(for: .milliseconds(20))
     }
 }

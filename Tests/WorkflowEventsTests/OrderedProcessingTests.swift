@@ -132,7 +132,19 @@ struct OrderedProcessingTests {
         try await waitUntil("the first member has finished events", timeout: .seconds(30)) {
             finishedByFirst.withLock { $0.values.reduce(0) { $0 + $1.count } } >= 12
         }
-        let second = try await JoiningMember(configuration, topic: fixture.topic)
+        let second: JoiningMember
+        do {
+            second = try await JoiningMember(configuration, topic: fixture.topic)
+        } catch {
+            let finished = finishedByFirst.withLock { $0 }.map { "\($0.key): \($0.value.count)" }.sorted()
+            let health = await first.health
+            Issue.record(
+                "the first member meanwhile: owns [\(health.assignedPartitions.sorted().map(\.description).joined(separator: ", "))], finished [\(finished.joined(separator: "; "))], rebalances \(await first.statistics.rebalances), last error \(health.lastError ?? "none")"
+            )
+            firstTask.cancel()
+            _ = await firstTask.result
+            throw error
+        }
         let moved = await second.consumer.assignment
         firstTask.cancel()
         try await firstTask.value
