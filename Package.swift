@@ -145,6 +145,7 @@ let package = Package(
             name: "WorkflowEventsTests",
             dependencies: [
                 "TestSupport",
+                "ReliabilityConsumer",
                 "WorkflowEvents",
                 "WorkflowEventsService",
                 .product(name: "MetricsTestKit", package: "swift-metrics"),

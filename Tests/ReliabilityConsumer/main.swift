@@ -12,6 +12,10 @@
 // With --crash-after N it kills itself with SIGKILL once it has processed (finished) N
 // events, after writing "KILL MONOTONIC_NS": a crash at a point set by work done, not by
 // how fast this machine is.
+//
+// With --subscribe-timeout-ms N it only subscribes, with a connection timeout of N ms, and
+// prints "subscribe seconds=S threw=KIND retriable=B" (S measured here, where no other work
+// waits for this process's threads), then ends.
 import Dispatch
 import Foundation
 import Logging
@@ -32,6 +36,7 @@ struct Options {
     var idleSeconds = 5.0
     var ordered = 0
     var crashAfter = 0
+    var subscribeTimeoutMilliseconds = 0
     var properties: [String: String] = [:]
 
     init(_ arguments: [String]) throws {
@@ -58,6 +63,7 @@ struct Options {
             case "--idle-timeout": idleSeconds = Double(try value(argument)) ?? 5
             case "--ordered": ordered = try number(argument)
             case "--crash-after": crashAfter = try number(argument)
+            case "--subscribe-timeout-ms": subscribeTimeoutMilliseconds = try number(argument)
             case "--property":
                 let pair = try value(argument).split(separator: "=", maxSplits: 1).map(String.init)
                 guard pair.count == 2 else { throw ChildFailure("--property needs NAME=VALUE") }
@@ -65,7 +71,7 @@ struct Options {
             default: throw ChildFailure("unknown argument \(argument)")
             }
         }
-        if bootstrapServers.isEmpty || output.isEmpty { throw ChildFailure("--bootstrap-servers and --output are required") }
+        if bootstrapServers.isEmpty || (output.isEmpty && subscribeTimeoutMilliseconds == 0) { throw ChildFailure("--bootstrap-servers and --output are required") }
     }
 }
 
@@ -195,13 +201,39 @@ nonisolated func runUntilTerminated(_ options: Options) async throws -> (process
     return try await work.value
 }
 
+/// Subscribes once and says how long it took to succeed or throw, and what it threw.
+nonisolated func timeSubscribe(_ options: Options) async throws {
+    let consumer = try WorkflowEventConsumer(
+        configuration: .init(
+            bootstrapServers: options.bootstrapServers, groupID: options.group,
+            connectionTimeout: .milliseconds(Int64(options.subscribeTimeoutMilliseconds))))
+    let started = ContinuousClock.now
+    var outcome = "threw=nothing"
+    do {
+        try await consumer.subscribe([options.topic])
+    } catch let error as KafkaError {
+        outcome = "threw=KafkaError retriable=\(error.isRetriable) message=\(error.message)"
+    } catch {
+        outcome = "threw=\(type(of: error)) message=\(error)"
+    }
+    let elapsed = ContinuousClock.now - started
+    let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    print("subscribe seconds=\(seconds) \(outcome)")
+    await consumer.close()
+}
+
 do {
     LoggingSystem.bootstrap { label in
         var handler = StreamLogHandler.standardError(label: label)
         handler.logLevel = ProcessInfo.processInfo.environment["RELIABILITY_DEBUG"] == nil ? .info : .debug
         return handler
     }
-    let (processed, rebalances) = try await runUntilTerminated(try Options(CommandLine.arguments))
+    let options = try Options(CommandLine.arguments)
+    if options.subscribeTimeoutMilliseconds > 0 {
+        try await timeSubscribe(options)
+        exit(0)
+    }
+    let (processed, rebalances) = try await runUntilTerminated(options)
     print("processed=\(processed) peak_rss_kb=\(peakResidentKilobytes()) rebalances=\(rebalances)")
 } catch {
     FileHandle.standardError.write(Data("reliability-consumer: \(error)\n".utf8))

@@ -112,6 +112,9 @@ public actor WorkflowEventProducer {
         var ids: [UInt] = []
         ids.reserveCapacity(events.count)
         for (index, event) in events.enumerated() {
+            // A long batch lets other tasks run now and then instead of holding a thread of
+            // the cooperative pool until every event is encoded and handed over.
+            if index % 256 == 255 { await Task.yield() }
             do {
                 ids.append(try await enqueue(event, to: topic, headers: []))
             } catch {
