@@ -71,7 +71,9 @@ struct Options {
             default: throw ChildFailure("unknown argument \(argument)")
             }
         }
-        if bootstrapServers.isEmpty || (output.isEmpty && subscribeTimeoutMilliseconds == 0) { throw ChildFailure("--bootstrap-servers and --output are required") }
+        if bootstrapServers.isEmpty || (output.isEmpty && subscribeTimeoutMilliseconds == 0) {
+            throw ChildFailure("--bootstrap-servers and --output are required")
+        }
     }
 }
 
