@@ -47,10 +47,12 @@ public func produceRecords(_ values: [[UInt8]?], to topic: String, partition: In
 }
 
 /// Settings that make group hand-over fast on the mock cluster.
+/// `WORKFLOW_EVENTS_TEST_DEBUG=cgrp,fetch` (librdkafka's debug contexts) makes the members log them.
 public func groupConfiguration(_ cluster: any TestCluster, group: String, autoCommit: Bool = true) -> WorkflowEventConsumer.Configuration {
-    WorkflowEventConsumer.Configuration(
-        bootstrapServers: cluster.bootstrapServers, groupID: group, enableAutoCommit: autoCommit,
-        properties: ["session.timeout.ms": "6000", "heartbeat.interval.ms": "500"])
+    var properties = ["session.timeout.ms": "6000", "heartbeat.interval.ms": "500"]
+    if let debug = ProcessInfo.processInfo.environment["WORKFLOW_EVENTS_TEST_DEBUG"] { properties["debug"] = debug }
+    return WorkflowEventConsumer.Configuration(
+        bootstrapServers: cluster.bootstrapServers, groupID: group, enableAutoCommit: autoCommit, properties: properties)
 }
 
 /// A logger whose entries the test can read.
