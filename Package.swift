@@ -125,6 +125,7 @@ let package = Package(
                 "TestSupport",
                 "WorkflowEvents",
                 "WorkflowEventsTesting",
+                .product(name: "Logging", package: "swift-log"),
             ],
             path: "Tests/OutageSequence",
             swiftSettings: strictSettings

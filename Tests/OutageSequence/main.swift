@@ -8,6 +8,7 @@
 // again, and librdkafka 2.0.2's mock aborts the process when another socket of the machine
 // took that port meanwhile (seen once in a full suite run).
 import Foundation
+import Logging
 import Synchronization
 import TestSupport
 import WorkflowEvents
@@ -48,7 +49,10 @@ nonisolated func runSequence() async throws -> [String] {
     let place = Dictionary(uniqueKeysWithValues: zip(events.map(\.eventID), reports))
     var configuration = groupConfiguration(cluster, group: "outages")
     configuration.closeTimeout = .seconds(2)
-    let consumer = try WorkflowEventConsumer(configuration: configuration)
+    // WORKFLOW_EVENTS_TEST_DEBUG=cgrp,broker: librdkafka's debug lines of those contexts too.
+    var logger = Logger(label: "outage-sequence")
+    if configuration.properties["debug"] != nil { logger.logLevel = .debug }
+    let consumer = try WorkflowEventConsumer(configuration: configuration, logger: logger)
     let handled = HandlingTimes()
     let outages: [Duration] = [.seconds(2), .seconds(4), .seconds(8), .seconds(3), .seconds(12)]
     // When each outage ended, and how many events were handled by then.
@@ -68,6 +72,7 @@ nonisolated func runSequence() async throws -> [String] {
         for broker in Int32(1)...3 { try cluster.setBrokerDown(broker) }
         try await Task.sleep(for: outage)
         for broker in Int32(1)...3 { try cluster.setBrokerUp(broker) }
+        logger.debug("the cluster is back", metadata: ["outage": "\(outage)"])
         let count = handled.count
         returns.withLock { $0.append((monotonicNanoseconds(), count)) }
     }
