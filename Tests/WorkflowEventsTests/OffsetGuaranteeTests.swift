@@ -684,7 +684,20 @@ struct RevocationInsideBatchTests {
         try await waitUntil("the first member has finished 80 events on every partition", timeout: .seconds(30)) {
             gate.isWaiting
         }
-        let second = try await JoiningMember(configuration, topic: topic)
+        let second: JoiningMember
+        do {
+            second = try await JoiningMember(configuration, topic: topic)
+        } catch {
+            let health = await first.health
+            Issue.record(
+                "the first member meanwhile (its stream holding an event): owns [\(health.assignedPartitions.sorted().map(\.description).joined(separator: ", "))], rebalances \(await first.statistics.rebalances), group member \(health.isGroupMember), last error \(health.lastError ?? "none")"
+            )
+            gate.open()
+            firstTask.cancel()
+            _ = await firstTask.result
+            await first.close()
+            throw error
+        }
         let moved = await second.consumer.assignment
         let finished = finishedByFirst.withLock { $0 }
         gate.open()
