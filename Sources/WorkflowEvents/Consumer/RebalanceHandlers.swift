@@ -73,9 +73,19 @@ public final class PartitionsAssigned: Sendable {
 
 /// Commits for a revocation handler while the rebalance waits for it, and refuses once the
 /// handler's time has run out (the partitions are handed over then: a later commit could
-/// overwrite their next owner's).
+/// overwrite their next owner's). A commit already on its way when the time runs out is
+/// waited for before the hand-over goes on (`close(waitingUpTo:)`), so that none reaches
+/// the broker after it.
 final class RebalanceCommitter: Sendable {
-    private let open = Atomic<Bool>(true)
+    private struct State {
+        var open = true
+        var inFlight = 0
+        /// Signalled, once per closer waiting, when the last commit in flight has ended.
+        var drained: DispatchSemaphore?
+        var waiting = 0
+    }
+
+    private let state = Mutex(State())
     private let commitOffsets: @Sendable ([(TopicPartition, Int64)]) async throws -> Void
     private let finished: @Sendable ([TopicPartition]) -> [(TopicPartition, Int64)]
 
@@ -87,23 +97,59 @@ final class RebalanceCommitter: Sendable {
         self.finished = finished
     }
 
-    /// The partitions are handed over: no commit starts any more.
-    func close() {
-        open.store(false, ordering: .releasing)
+    /// The partitions are handed over: no commit starts any more, and the calling thread (a
+    /// librdkafka thread, never the cooperative pool) waits up to `timeout` for the commits
+    /// already started. Returns false when one was still running after it.
+    @discardableResult
+    func close(waitingUpTo timeout: Duration) -> Bool {
+        let drained: DispatchSemaphore? = state.withLock { state in
+            state.open = false
+            guard state.inFlight > 0 else { return nil }
+            let drained = state.drained ?? DispatchSemaphore(value: 0)
+            state.drained = drained
+            state.waiting += 1
+            return drained
+        }
+        guard let drained else { return true }
+        if drained.wait(timeout: .now() + .milliseconds(Int(max(0, timeout.milliseconds)))) == .success { return true }
+        state.withLock { state in if state.drained === drained { state.waiting -= 1 } }
+        return false
     }
+
+    /// Whether a `close` waits for commits in flight.
+    var isWaitingForCommits: Bool { state.withLock { $0.waiting > 0 } }
 
     func commit(_ offsets: [(TopicPartition, Int64)], lost: Bool) async throws {
         if lost {
             throw WorkflowEventsError(
                 .partitionNotAssigned, "cannot commit \(offsets.map(\.0)): the partitions were lost, and another member may own them")
         }
-        guard open.load(ordering: .acquiring) else {
+        let admitted = state.withLock { state in
+            guard state.open else { return false }
+            state.inFlight += 1
+            return true
+        }
+        guard admitted else {
             throw WorkflowEventsError(
                 .partitionNotAssigned,
-                "cannot commit \(offsets.map(\.0)): the revocation handler's time ran out and the partitions were handed over")
+                "cannot commit \(offsets.map(\.0)): the partitions were handed over (the revocation handler returned, or its time ran out)")
         }
+        defer { commitEnded() }
         guard !offsets.isEmpty else { return }
         try await commitOffsets(offsets)
+    }
+
+    private func commitEnded() {
+        let (drained, waiting): (DispatchSemaphore?, Int) = state.withLock { state in
+            state.inFlight -= 1
+            guard state.inFlight == 0, let drained = state.drained else { return (nil, 0) }
+            defer {
+                state.drained = nil
+                state.waiting = 0
+            }
+            return (drained, state.waiting)
+        }
+        for _ in 0..<waiting { drained?.signal() }
     }
 
     func commitFinished(_ partitions: [TopicPartition], lost: Bool) async throws {
@@ -168,12 +214,25 @@ extension RDKafkaConsumerClient {
                 }
             })
         let revoked = PartitionsRevoked(partitions: partitions, isLost: lost, committer: committer)
+        let logger = context.logger
+        // Commits the handler started land before the hand-over, within a second window of
+        // the handler's timeout (once: on the timeout, or when the handler returned).
+        var handedOver = false
+        func handOver() {
+            guard !handedOver else { return }
+            handedOver = true
+            if !committer.close(waitingUpTo: timeout) {
+                logger.warning(
+                    "a commit of the revocation handler did not end within \(timeout) of the hand-over; the partitions are handed over without it",
+                    metadata: ["timeout": "\(timeout)"])
+            }
+        }
         waitForRebalanceHandler(
-            timeout: timeout, logger: context.logger, kind: lost ? "lost-partitions" : "revocation", beforeCancelling: committer.close
+            timeout: timeout, logger: logger, kind: lost ? "lost-partitions" : "revocation", beforeCancelling: handOver
         ) {
             try await handler(revoked)
         }
-        committer.close()
+        handOver()
     }
 
     /// Wraps the application's assignment handler for librdkafka's rebalance callback.
