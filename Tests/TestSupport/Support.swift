@@ -2,6 +2,7 @@
 import Foundation
 public import InMemoryLogging
 public import Logging
+import Synchronization
 public import WorkflowEvents
 public import WorkflowEventsTesting
 
@@ -97,16 +98,18 @@ public func collect<Element: Sendable>(
     _ stream: AsyncThrowingStream<Element, any Error>, events count: Int, counting: @escaping @Sendable (Element) -> Int,
     timeout: Duration = .seconds(30)
 ) async throws -> [Element] {
-    try await withThrowingTaskGroup(of: [Element]?.self) { group in
+    let received = ReceivedCount()
+    return try await withThrowingTaskGroup(of: [Element]?.self) { group in
         group.addTask {
-            var received: [Element] = []
+            var elements: [Element] = []
             var events = 0
             for try await element in stream {
-                received.append(element)
+                elements.append(element)
                 events += counting(element)
+                received.value.withLock { $0 = events }
                 if events >= count { break }
             }
-            return received
+            return elements
         }
         group.addTask {
             try await Task.sleep(for: timeout)
@@ -114,9 +117,16 @@ public func collect<Element: Sendable>(
         }
         let first = try await group.next()!
         group.cancelAll()
-        guard let first else { throw TimedOut(description: "fewer than \(count) events within \(timeout)") }
+        guard let first else {
+            throw TimedOut(description: "\(received.value.withLock { $0 }) of \(count) events within \(timeout)")
+        }
         return first
     }
+}
+
+/// How many events a collection has received so far, for its timeout's message.
+private final class ReceivedCount: Sendable {
+    let value = Mutex(0)
 }
 
 /// `workflows` workflows with `perWorkflow` events each, interleaved; each carries its
