@@ -36,7 +36,7 @@ struct SlowHandlerTests {
                 "--property", "queued.max.messages.kbytes=\(Self.prefetchKilobytes)",
                 "--property", "fetch.max.bytes=\(Self.prefetchKilobytes * 1024)",
             ])
-        defer { if child.process.isRunning { child.signal(SIGKILL) } }
+        defer { if child.isRunning { child.signal(SIGKILL) } }
         // Past a slow event (longer than max.poll.interval.ms), then stop it.
         try await waitUntil("1,600 events processed", timeout: .seconds(60)) {
             ((try? readProcessed(output).count) ?? 0) >= 1_600

@@ -1,4 +1,5 @@
 public import Foundation
+import Synchronization
 
 /// The folder of the package's built products: the test binary lives there too.
 public let productsDirectory = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
@@ -16,8 +17,15 @@ public struct ProcessOutput {
 
 /// A child process of one of the package's executables, its output going to files so that no
 /// pipe can fill and stall it.
-public final class ChildProcess {
-    public let process = Process()
+///
+/// Started with `posix_spawn`, not Foundation's `Process`: on Linux, `Process.run()` reads
+/// `/proc/self/fd` with a 256-byte copy of each directory entry, which crashed this test
+/// process now and then (a bad pointer dereference in `memcpy`; swift-corelibs-foundation
+/// pull request 5472). The child inherits no descriptor but its standard three.
+public final class ChildProcess: Sendable {
+    private let pid: pid_t
+    /// The wait status, once the child has been reaped.
+    private let reaped = Mutex<Int32?>(nil)
     private let stdoutURL: URL
     private let stderrURL: URL
     public let name: String
@@ -28,34 +36,83 @@ public final class ChildProcess {
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         stdoutURL = folder.appendingPathComponent("stdout")
         stderrURL = folder.appendingPathComponent("stderr")
-        _ = FileManager.default.createFile(atPath: stdoutURL.path, contents: nil)
-        _ = FileManager.default.createFile(atPath: stderrURL.path, contents: nil)
-        process.executableURL = productsDirectory.appendingPathComponent(executable)
-        process.arguments = arguments
         var env = ProcessInfo.processInfo.environment
         env["WORKFLOW_EVENTS_BOOTSTRAP_SERVERS"] = nil
         for (key, value) in environment { env[key] = value }
-        process.environment = env
-        process.standardOutput = try FileHandle(forWritingTo: stdoutURL)
-        process.standardError = try FileHandle(forWritingTo: stderrURL)
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
+        let path = productsDirectory.appendingPathComponent(executable).path
+        pid = try Self.spawn(
+            path: path, arguments: [path] + arguments, environment: env.map { "\($0.key)=\($0.value)" },
+            stdout: stdoutURL.path, stderr: stderrURL.path)
+    }
+
+    private static func spawn(path: String, arguments: [String], environment: [String], stdout: String, stderr: String) throws -> pid_t {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, stdout, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_addopen(&actions, 2, stderr, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard Self.closeFrom(&actions, 3) == 0 else { throw TimedOut(description: "posix_spawn_file_actions_addclosefrom_np failed") }
+        func cStrings(_ strings: [String]) -> [UnsafeMutablePointer<CChar>?] { strings.map { strdup($0) } + [nil] }
+        let argv = cStrings(arguments)
+        let envp = cStrings(environment)
+        defer {
+            for pointer in argv { free(pointer) }
+            for pointer in envp { free(pointer) }
+        }
+        var pid: pid_t = 0
+        let result = posix_spawn(&pid, path, &actions, nil, argv, envp)
+        guard result == 0 else {
+            throw TimedOut(description: "could not start '\(path)': \(String(cString: strerror(result)))")
+        }
+        return pid
+    }
+
+    /// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34 and later), which Swift's Glibc
+    /// module does not declare.
+    private typealias CloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>?, Int32) -> Int32
+    private static let closeFromSymbol: CloseFrom? = dlsym(nil, "posix_spawn_file_actions_addclosefrom_np").map {
+        unsafeBitCast($0, to: CloseFrom.self)
+    }
+
+    private static func closeFrom(_ actions: UnsafeMutablePointer<posix_spawn_file_actions_t>, _ first: Int32) -> Int32 {
+        guard let closeFromSymbol else { return -1 }
+        return closeFromSymbol(actions, first)
     }
 
     public var stdout: String { (try? String(contentsOf: stdoutURL, encoding: .utf8)) ?? "" }
     public var stderr: String { (try? String(contentsOf: stderrURL, encoding: .utf8)) ?? "" }
 
-    public func signal(_ number: Int32) { kill(process.processIdentifier, number) }
+    public func signal(_ number: Int32) { kill(pid, number) }
+
+    /// Whether the child still runs (reaping it once it has ended).
+    public var isRunning: Bool { waitStatus == nil }
+
+    /// The exit status, or the number of the signal that ended it (as `Process` gives them).
+    public var terminationStatus: Int32 {
+        guard let status = waitStatus else { return -1 }
+        return status & 0x7f == 0 ? (status >> 8) & 0xff : status & 0x7f
+    }
+
+    private var waitStatus: Int32? {
+        reaped.withLock { reaped in
+            if reaped == nil {
+                var status: Int32 = 0
+                if waitpid(pid, &status, WNOHANG) == pid { reaped = status }
+            }
+            return reaped
+        }
+    }
 
     /// Waits until `condition` holds while the process runs, at most `timeout`. Throws, with
     /// the process's output, when it ends first; kills it and throws after `timeout`.
     public func waitUntil(_ what: String, timeout: Duration, _ condition: () throws -> Bool) async throws {
         let deadline = ContinuousClock.now.advanced(by: timeout)
         while try !condition() {
-            if !process.isRunning {
+            if !isRunning {
                 throw TimedOut(
                     description:
-                        "'\(name)' ended (status \(process.terminationStatus)) before \(what); stdout: \(stdout.suffix(2000)); stderr: \(stderr.suffix(4000))"
+                        "'\(name)' ended (status \(terminationStatus)) before \(what); stdout: \(stdout.suffix(2000)); stderr: \(stderr.suffix(4000))"
                 )
             }
             if ContinuousClock.now >= deadline {
@@ -72,7 +129,7 @@ public final class ChildProcess {
     /// Waits for the process to end, at most `timeout`; kills it and throws after that.
     public func wait(timeout: Duration = .seconds(60)) async throws -> ProcessOutput {
         let deadline = ContinuousClock.now.advanced(by: timeout)
-        while process.isRunning {
+        while isRunning {
             if ContinuousClock.now >= deadline {
                 signal(SIGKILL)
                 throw TimedOut(
@@ -80,7 +137,16 @@ public final class ChildProcess {
             }
             try await Task.sleep(for: .milliseconds(20))
         }
-        return ProcessOutput(status: process.terminationStatus, stdout: stdout, stderr: stderr)
+        return ProcessOutput(status: terminationStatus, stdout: stdout, stderr: stderr)
+    }
+
+    deinit {
+        // A child left running is ended and reaped, not left behind as a zombie.
+        if isRunning {
+            kill(pid, SIGKILL)
+            var status: Int32 = 0
+            _ = waitpid(pid, &status, 0)
+        }
     }
 }
 

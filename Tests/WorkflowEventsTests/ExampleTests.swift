@@ -94,7 +94,7 @@ struct ExampleTests {
     @Test("ServiceGroup: SIGTERM shuts the service down gracefully; the metrics show what it did")
     func serviceGroup() async throws {
         let example = try ChildProcess("ServiceGroup", [])
-        defer { if example.process.isRunning { example.signal(SIGKILL) } }
+        defer { if example.isRunning { example.signal(SIGKILL) } }
         try await waitUntil("all 30 sample events handled", timeout: .seconds(60)) { example.stdout.contains("handled 30: ") }
         example.signal(SIGTERM)
         let output = try await example.wait(timeout: .seconds(30))
@@ -108,7 +108,7 @@ struct ExampleTests {
     @Test("GracefulShutdown: SIGTERM ends the loop, the processed events are committed and the group is left")
     func gracefulShutdown() async throws {
         let example = try ChildProcess("GracefulShutdown", [])
-        defer { if example.process.isRunning { example.signal(SIGKILL) } }
+        defer { if example.isRunning { example.signal(SIGKILL) } }
         try await waitUntil("all 30 sample events processed", timeout: .seconds(60)) {
             example.stdout.contains("processed 30: ")
         }

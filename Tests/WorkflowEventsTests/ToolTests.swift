@@ -111,7 +111,7 @@ struct ToolTests {
     @Test("broker serves an embedded cluster that the other commands reach through the environment, and stops on SIGINT")
     func brokerServesUntilInterrupted() async throws {
         let broker = try ChildProcess("workflow-events", ["broker", "--brokers", "2", "--topic", "tooling:2"])
-        defer { if broker.process.isRunning { broker.signal(SIGKILL) } }
+        defer { if broker.isRunning { broker.signal(SIGKILL) } }
         try await waitUntil("the broker to print its bootstrap servers") { broker.stdout.contains("\nexport ") }
         let servers = try #require(
             broker.stdout.split(separator: "\n").first { $0.hasPrefix("bootstrap servers: ") }?
