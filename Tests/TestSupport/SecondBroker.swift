@@ -40,14 +40,16 @@ public struct SecondBrokerError: Error, CustomStringConvertible {
     public var description: String
 }
 
-/// librdkafka 2.16's mock cluster in a child process.
+/// librdkafka 2.16's mock cluster in a child process, started with `posix_spawn` (as
+/// `ChildProcess` is, and for the same reason), talking over its standard input and output.
 public final class SecondBrokerCluster: TestCluster, @unchecked Sendable {
     // @unchecked: the pipes are used under `lock` only.
-    private let process = Process()
-    private let input = Pipe()
-    private let output = Pipe()
+    private let pid: pid_t
+    private let input: FileHandle
+    private let output: FileHandle
     private let lock = NSLock()
     private var pending = Data()
+    private var ended = false
     public let bootstrapServers: String
     /// The librdkafka version the cluster runs, as it names itself.
     public let version: String
@@ -57,16 +59,28 @@ public final class SecondBrokerCluster: TestCluster, @unchecked Sendable {
         .deletingLastPathComponent().appendingPathComponent("scripts/mock-cluster-2.16.py")
 
     public init() throws {
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", Self.script.path]
-        process.standardInput = input
-        process.standardOutput = output
-        process.standardError = FileHandle.standardError
-        try process.run()
+        var toChild: [Int32] = [0, 0]
+        var fromChild: [Int32] = [0, 0]
+        guard pipe(&toChild) == 0, pipe(&fromChild) == 0 else {
+            throw SecondBrokerError(description: "no pipe for the 2.16 mock: \(String(cString: strerror(errno)))")
+        }
+        // The child reads its standard input from one pipe and writes its output to the other;
+        // its standard error is this process's.
+        pid = try spawnChild(
+            path: "/usr/bin/env", arguments: ["/usr/bin/env", "python3", Self.script.path],
+            environment: ProcessInfo.processInfo.environment.map { "\($0.key)=\($0.value)" },
+            standardInput: .descriptor(toChild[0]), standardOutput: .descriptor(fromChild[1]), standardError: .inherited)
+        close(toChild[0])
+        close(fromChild[1])
+        input = FileHandle(fileDescriptor: toChild[1], closeOnDealloc: true)
+        output = FileHandle(fileDescriptor: fromChild[0], closeOnDealloc: true)
         var version = ""
         var servers = ""
         while servers.isEmpty {
-            guard let line = Self.readLine(output.fileHandleForReading, &pending) else {
+            guard let line = Self.readLine(output, &pending) else {
+                kill(pid, SIGKILL)
+                var status: Int32 = 0
+                _ = waitpid(pid, &status, 0)
                 throw SecondBrokerError(
                     description:
                         "\(Self.script.lastPathComponent) ended before naming its servers (is confluent-kafka installed? make deps installs it)")
@@ -98,21 +112,29 @@ public final class SecondBrokerCluster: TestCluster, @unchecked Sendable {
     private func createTopicNow(_ name: String, partitions: Int) throws {
         lock.lock()
         defer { lock.unlock() }
-        input.fileHandleForWriting.write(Data("topic \(name) \(partitions)\n".utf8))
-        let answer = Self.readLine(output.fileHandleForReading, &pending)
+        try input.write(contentsOf: Data("topic \(name) \(partitions)\n".utf8))
+        let answer = Self.readLine(output, &pending)
         guard answer == "ok" else {
             throw SecondBrokerError(description: "creating topic '\(name)' on the 2.16 mock: \(answer ?? "no answer")")
         }
     }
 
-    /// Asks the process to end, without waiting for it.
+    /// Asks the process to end, without waiting for it; it is reaped in the background.
     public func shutdown() {
         lock.lock()
         defer { lock.unlock() }
-        guard process.isRunning else { return }
-        try? input.fileHandleForWriting.write(contentsOf: Data("quit\n".utf8))
-        try? input.fileHandleForWriting.close()
+        guard !ended else { return }
+        ended = true
+        try? input.write(contentsOf: Data("quit\n".utf8))
+        try? input.close()
+        let pid = self.pid
+        DispatchQueue.global().async {
+            var status: Int32 = 0
+            _ = waitpid(pid, &status, 0)
+        }
     }
+
+    deinit { shutdown() }
 }
 
 /// Runs blocking work on a dispatch queue, not on Swift's cooperative pool.

@@ -40,44 +40,9 @@ public final class ChildProcess: Sendable {
         env["WORKFLOW_EVENTS_BOOTSTRAP_SERVERS"] = nil
         for (key, value) in environment { env[key] = value }
         let path = productsDirectory.appendingPathComponent(executable).path
-        pid = try Self.spawn(
+        pid = try spawnChild(
             path: path, arguments: [path] + arguments, environment: env.map { "\($0.key)=\($0.value)" },
-            stdout: stdoutURL.path, stderr: stderrURL.path)
-    }
-
-    private static func spawn(path: String, arguments: [String], environment: [String], stdout: String, stderr: String) throws -> pid_t {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, stdout, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        posix_spawn_file_actions_addopen(&actions, 2, stderr, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        guard Self.closeFrom(&actions, 3) == 0 else { throw TimedOut(description: "posix_spawn_file_actions_addclosefrom_np failed") }
-        func cStrings(_ strings: [String]) -> [UnsafeMutablePointer<CChar>?] { strings.map { strdup($0) } + [nil] }
-        let argv = cStrings(arguments)
-        let envp = cStrings(environment)
-        defer {
-            for pointer in argv { free(pointer) }
-            for pointer in envp { free(pointer) }
-        }
-        var pid: pid_t = 0
-        let result = posix_spawn(&pid, path, &actions, nil, argv, envp)
-        guard result == 0 else {
-            throw TimedOut(description: "could not start '\(path)': \(String(cString: strerror(result)))")
-        }
-        return pid
-    }
-
-    /// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34 and later), which Swift's Glibc
-    /// module does not declare.
-    private typealias CloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>?, Int32) -> Int32
-    private static let closeFromSymbol: CloseFrom? = dlsym(nil, "posix_spawn_file_actions_addclosefrom_np").map {
-        unsafeBitCast($0, to: CloseFrom.self)
-    }
-
-    private static func closeFrom(_ actions: UnsafeMutablePointer<posix_spawn_file_actions_t>, _ first: Int32) -> Int32 {
-        guard let closeFromSymbol else { return -1 }
-        return closeFromSymbol(actions, first)
+            standardInput: .file("/dev/null"), standardOutput: .file(stdoutURL.path), standardError: .file(stderrURL.path))
     }
 
     public var stdout: String { (try? String(contentsOf: stdoutURL, encoding: .utf8)) ?? "" }
@@ -148,6 +113,60 @@ public final class ChildProcess: Sendable {
             _ = waitpid(pid, &status, 0)
         }
     }
+}
+
+/// Where a spawned child's standard stream goes.
+enum ChildStream {
+    /// A file, opened for reading (standard input) or created and truncated for writing.
+    case file(String)
+    /// A descriptor of this process, duplicated into the child.
+    case descriptor(Int32)
+    /// This process's own.
+    case inherited
+}
+
+/// Starts `path` with `posix_spawn`; the child inherits no descriptor but its standard three.
+func spawnChild(
+    path: String, arguments: [String], environment: [String], standardInput: ChildStream, standardOutput: ChildStream,
+    standardError: ChildStream
+) throws -> pid_t {
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    for (target, stream) in [(Int32(0), standardInput), (1, standardOutput), (2, standardError)] {
+        switch stream {
+        case .file(let file):
+            let flags = target == 0 ? O_RDONLY : O_WRONLY | O_CREAT | O_TRUNC
+            posix_spawn_file_actions_addopen(&actions, target, file, flags, 0o644)
+        case .descriptor(let descriptor):
+            posix_spawn_file_actions_adddup2(&actions, descriptor, target)
+        case .inherited:
+            break
+        }
+    }
+    guard let closeFrom = closeFromSymbol, closeFrom(&actions, 3) == 0 else {
+        throw TimedOut(description: "could not start '\(path)': posix_spawn_file_actions_addclosefrom_np is missing or failed")
+    }
+    func cStrings(_ strings: [String]) -> [UnsafeMutablePointer<CChar>?] { strings.map { strdup($0) } + [nil] }
+    let argv = cStrings(arguments)
+    let envp = cStrings(environment)
+    defer {
+        for pointer in argv { free(pointer) }
+        for pointer in envp { free(pointer) }
+    }
+    var pid: pid_t = 0
+    let result = posix_spawn(&pid, path, &actions, nil, argv, envp)
+    guard result == 0 else {
+        throw TimedOut(description: "could not start '\(path)': \(String(cString: strerror(result)))")
+    }
+    return pid
+}
+
+/// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34 and later), which Swift's Glibc
+/// module does not declare.
+private typealias CloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>?, Int32) -> Int32
+private let closeFromSymbol: CloseFrom? = dlsym(nil, "posix_spawn_file_actions_addclosefrom_np").map {
+    unsafeBitCast($0, to: CloseFrom.self)
 }
 
 /// Runs `workflow-events` with `arguments` to its end.
