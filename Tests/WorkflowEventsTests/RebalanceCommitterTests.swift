@@ -22,13 +22,20 @@ struct RebalanceCommitterTests {
             finished: { _ in [] })
     }
 
-    @Test("a commit started before the hand-over ends before it: close waits for it, and refuses what starts after")
-    func closeWaitsForCommitInFlight() async throws {
+    /// A committer with one commit on its way, held at the returned gate.
+    func commitInFlight() async throws -> (RebalanceCommitter, Gate, Tally, Task<Void, any Error>) {
         let gate = Gate()
         let landed = Tally()
         let committer = committer(gate, landed: landed)
+        let partition = self.partition
         let committing = Task { try await committer.commit([(partition, 5)], lost: false) }
         try await waitUntil("the commit is in flight") { gate.isWaiting }
+        return (committer, gate, landed, committing)
+    }
+
+    @Test("a commit started before the hand-over ends before it: close waits for it, and refuses what starts after")
+    func closeWaitsForCommitInFlight() async throws {
+        let (committer, gate, landed, committing) = try await commitInFlight()
         // close blocks its thread (librdkafka's, in the consumer): here a dispatch thread.
         let closed = Mutex<(inTime: Bool, landedBefore: Int)?>(nil)
         DispatchQueue.global().async {
@@ -51,11 +58,7 @@ struct RebalanceCommitterTests {
 
     @Test("a commit that does not end within the wait: close gives up, says so, and the later commits are refused")
     func closeGivesUpAfterItsWait() async throws {
-        let gate = Gate()
-        let landed = Tally()
-        let committer = committer(gate, landed: landed)
-        let committing = Task { try await committer.commit([(partition, 5)], lost: false) }
-        try await waitUntil("the commit is in flight") { gate.isWaiting }
+        let (committer, gate, landed, committing) = try await commitInFlight()
         let inTime = try await withCheckedThrowingContinuation { continuation in
             DispatchQueue.global().async { continuation.resume(returning: committer.close(waitingUpTo: Duration.milliseconds(20))) }
         }
