@@ -552,7 +552,7 @@ struct OffsetGuaranteeTests {
         weak var client: RDKafkaConsumerClient?
         do {
             let consumer = try WorkflowEventConsumer(configuration: .init(bootstrapServers: fixture.cluster.bootstrapServers))
-            client = consumer.client
+            client = consumer.client as? RDKafkaConsumerClient
             let read = try await readThenPause(
                 consumer, topic: fixture.topic, paused: [TopicPartition(topic: fixture.topic, partition: 0)])
             #expect(read.count < 200)

@@ -22,7 +22,7 @@ extension WorkflowEventConsumer {
     ]
 
     /// Classifies `message`, validating its value unless that was done ahead.
-    nonisolated func classify(_ message: RDKafkaMessage) -> MessageKind {
+    nonisolated func classify(_ message: FetchedMessage) -> MessageKind {
         if message.isError { return .error(errorToThrow(message)) }
         if message.isTombstone { return .tombstone }
         let decoded =
@@ -37,18 +37,18 @@ extension WorkflowEventConsumer {
     }
 
     /// The error a message carries when the caller must act on it; other errors are logged.
-    nonisolated func errorToThrow(_ message: RDKafkaMessage) -> KafkaError? {
+    nonisolated func errorToThrow(_ message: FetchedMessage) -> KafkaError? {
         guard let error = message.error(operation: "consume \(message.topic)[\(message.partition)]") else { return nil }
         if error.isFatal || Self.errorsToThrow.contains(error.code) { return error }
         logger.info("Kafka reported a consumer error; librdkafka retries", metadata: ["error": "\(error)"])
         return nil
     }
 
-    nonisolated func logTombstone(_ message: RDKafkaMessage) {
+    nonisolated func logTombstone(_ message: FetchedMessage) {
         logger.debug("skipped a tombstone (null value)", metadata: Self.coordinates(message.topic, message.partition, message.offset))
     }
 
-    nonisolated func logInvalidEvent(_ message: RDKafkaMessage, _ error: WorkflowEventValidationError) {
+    nonisolated func logInvalidEvent(_ message: FetchedMessage, _ error: WorkflowEventValidationError) {
         logger.info(
             configuration.deadLetterTopic == nil ? "skipped an invalid event" : "an invalid event goes to the dead-letter topic",
             metadata: Self.coordinates(message.topic, message.partition, message.offset).merging(["reason": "\(error)"]) { $1 })

@@ -20,7 +20,7 @@ final class OrderedProcessor: @unchecked Sendable {
         let epoch: Int
         let offset: Int64
         let event: WorkflowEvent
-        let message: RDKafkaMessage
+        let message: FetchedMessage
     }
 
     /// A partition being read: its offsets are in the client's `OffsetTracker`.
@@ -40,7 +40,7 @@ final class OrderedProcessor: @unchecked Sendable {
 
     let mailbox = Mailbox()
     let consumer: WorkflowEventConsumer
-    let client: RDKafkaConsumerClient
+    let client: any ConsumerClient
     let logger: Logger
     let maxConcurrency: Int
     let orderingKey: WorkflowEventConsumer.OrderingKey
@@ -97,7 +97,7 @@ final class OrderedProcessor: @unchecked Sendable {
 
     /// The loop: takes signals until it has stopped, every handler has ended and the fetcher
     /// has returned. `first` is what an earlier reader fetched: taken before anything else.
-    func run(first: [RDKafkaMessage]) async -> Result<Void, any Error> {
+    func run(first: [FetchedMessage]) async -> Result<Void, any Error> {
         let mailbox = self.mailbox
         let drainTimeout = limits.drainTimeout
         client.context.state.withLock { state in
@@ -131,7 +131,7 @@ final class OrderedProcessor: @unchecked Sendable {
         }
     }
 
-    func loop(first: [RDKafkaMessage], handlers: inout DiscardingTaskGroup) async -> Result<Void, any Error> {
+    func loop(first: [FetchedMessage], handlers: inout DiscardingTaskGroup) async -> Result<Void, any Error> {
         if !first.isEmpty {
             await ingest(first)
             schedule(in: &handlers)
@@ -238,7 +238,7 @@ final class OrderedProcessor: @unchecked Sendable {
     /// Counts not yet added to the consumer's statistics (flushed after each signal).
     var pendingCounts = (invalid: 0, tombstones: 0, failures: 0)
 
-    func ingest(_ messages: [RDKafkaMessage]) async {
+    func ingest(_ messages: [FetchedMessage]) async {
         let assignment = consumer.configuration.groupID == nil ? nil : client.assignment
         var touched: Set<TopicPartition> = []
         for message in messages {

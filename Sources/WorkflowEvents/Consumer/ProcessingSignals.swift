@@ -6,7 +6,7 @@ import Synchronization
 /// Signals to the processing loop, from the fetcher, the handlers, librdkafka's rebalance
 /// callback, timers and cancellation.
 enum ProcessingSignal: Sendable {
-    case fetched([RDKafkaMessage], ack: @Sendable () -> Void)
+    case fetched([FetchedMessage], ack: @Sendable () -> Void)
     case fetchFailed(any Error)
     /// Events a worker ran or skipped, in its order.
     case finished([Completion])

@@ -17,19 +17,19 @@ import Synchronization
 final class ReaderBatch: Sendable {
     private struct Content {
         var cursor = ReaderCursor()
-        var messages: [RDKafkaMessage] = []
+        var messages: [FetchedMessage] = []
         var events: [WorkflowEvent] = []
         /// Partitions whose events of this batch are not stored any more: revoked, or
         /// sought elsewhere while one of their events was in hand.
         var excluded: Set<TopicPartition> = []
         /// Cut by a revocation: for the consumer to take back (and drop what was revoked).
-        var returned: [RDKafkaMessage] = []
+        var returned: [FetchedMessage] = []
         /// Events handed out since the reader began: the keep-alive watches it for progress.
         var handedOut = 0
         /// The part of `handedOut` already added to the consumer's statistics.
         var counted = 0
 
-        func toStore(_ range: Range<Int>) -> [RDKafkaMessage] {
+        func toStore(_ range: Range<Int>) -> [FetchedMessage] {
             guard !excluded.isEmpty else { return Array(messages[range]) }
             return messages[range].filter { !excluded.contains(TopicPartition(topic: $0.topic, partition: $0.partition)) }
         }
@@ -53,9 +53,9 @@ final class ReaderBatch: Sendable {
     /// What the consumer takes out of the batch: offsets to store first, then messages to
     /// destroy, and messages to put back in front of its buffer.
     struct Taken {
-        var store: [RDKafkaMessage] = []
-        var destroy: [RDKafkaMessage] = []
-        var giveBack: [RDKafkaMessage] = []
+        var store: [FetchedMessage] = []
+        var destroy: [FetchedMessage] = []
+        var giveBack: [FetchedMessage] = []
         /// Events handed out and not yet counted in the statistics.
         var delivered = 0
     }
@@ -91,7 +91,7 @@ final class ReaderBatch: Sendable {
         }
     }
 
-    private static func message(_ event: WorkflowEvent, _ message: RDKafkaMessage, withCoordinates: Bool) -> WorkflowEventMessage {
+    private static func message(_ event: WorkflowEvent, _ message: FetchedMessage, withCoordinates: Bool) -> WorkflowEventMessage {
         if withCoordinates {
             return WorkflowEventMessage(
                 event: event, topic: message.topic, partition: message.partition, offset: message.offset,
@@ -110,7 +110,7 @@ final class ReaderBatch: Sendable {
     // MARK: The consumer
 
     /// Hands the reader a new batch. The last one must have been taken out.
-    func fill(_ messages: [RDKafkaMessage], _ events: [WorkflowEvent]) {
+    func fill(_ messages: [FetchedMessage], _ events: [WorkflowEvent]) {
         precondition(messages.count == events.count)
         content.withLock { content in
             precondition(content.cursor.remaining == 0 && content.cursor.inHand == nil && content.returned.isEmpty)
@@ -174,14 +174,14 @@ final class ReaderBatch: Sendable {
 
     /// A commit from the loop body: the finished events and the one in hand, which the body
     /// has processed. The messages stay in the batch: store them before it moves on.
-    func withOffsetsForCommit(_ body: ([RDKafkaMessage]) -> Void) {
+    func withOffsetsForCommit(_ body: ([FetchedMessage]) -> Void) {
         content.withLock { content in
             body(content.toStore(content.cursor.takeToStore(includingInHand: true)))
         }
     }
 
     /// Stores the finished events' offsets now (before a seek moves a partition).
-    func withFinished(_ body: ([RDKafkaMessage]) -> Void) {
+    func withFinished(_ body: ([FetchedMessage]) -> Void) {
         content.withLock { content in
             body(content.toStore(content.cursor.takeToStore(includingInHand: false)))
         }
@@ -189,14 +189,14 @@ final class ReaderBatch: Sendable {
 
     /// Gives back the events not handed out (a pause or a seek changes what comes next); with
     /// `sought`, that partition's event in hand will not be stored either.
-    func cut(sought: TopicPartition? = nil) -> [RDKafkaMessage] {
+    func cut(sought: TopicPartition? = nil) -> [FetchedMessage] {
         content.withLock { content in
             if let sought { content.excluded.insert(sought) }
             return Array(content.messages[content.cursor.cut()]) + Self.takeReturned(&content)
         }
     }
 
-    private static func takeReturned(_ content: inout Content) -> [RDKafkaMessage] {
+    private static func takeReturned(_ content: inout Content) -> [FetchedMessage] {
         defer { content.returned = [] }
         return content.returned
     }
@@ -205,7 +205,7 @@ final class ReaderBatch: Sendable {
     /// lock, with the finished events of those partitions, whose offsets it stores before
     /// the revocation commits. Their event in hand and later events are never stored; the
     /// events not handed out are cut, for the consumer to drop or put back.
-    func revoke(_ partitions: Set<TopicPartition>, store: ([RDKafkaMessage]) -> Void) {
+    func revoke(_ partitions: Set<TopicPartition>, store: ([FetchedMessage]) -> Void) {
         content.withLock { content in
             let finished = content.messages[content.cursor.finishedRange].filter {
                 let partition = TopicPartition(topic: $0.topic, partition: $0.partition)

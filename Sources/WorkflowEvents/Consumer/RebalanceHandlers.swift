@@ -187,7 +187,7 @@ extension WorkflowEventConsumer {
     }
 }
 
-extension RDKafkaConsumerClient {
+extension ConsumerClient {
     /// Wraps the application's revocation handler for librdkafka's rebalance callback.
     func setRevocationHandler(_ installed: (timeout: Duration, handler: @Sendable (PartitionsRevoked) async throws -> Void)?) {
         var wrapped: (@Sendable ([TopicPartition], Bool) -> Void)?

@@ -106,12 +106,12 @@ extension WorkflowEventConsumer {
     /// unfinished event. An error the caller must act on ends the batch, and is thrown once
     /// the events before it are done.
     func triage(into batch: ReaderBatch) async throws -> Bool {
-        var messages: [RDKafkaMessage] = []
+        var messages: [FetchedMessage] = []
         var events: [WorkflowEvent] = []
         let limit = batch.gathering?.count ?? configuration.fetchBatchSize
         messages.reserveCapacity(min(limit, buffer.count))
         events.reserveCapacity(min(limit, buffer.count))
-        func holdsPartition(of message: RDKafkaMessage) -> Bool {
+        func holdsPartition(of message: FetchedMessage) -> Bool {
             let topic = message.topic
             return messages.contains { $0.partition == message.partition && $0.topic == topic }
         }
@@ -183,7 +183,7 @@ extension WorkflowEventConsumer {
     /// An invalid event: logged, counted, dead-lettered when there is a dead-letter topic,
     /// and its offset stored (unless the consumer closed meanwhile). Throws when the
     /// dead-letter topic did not store it; the message stays the caller's.
-    func skipInvalid(_ message: RDKafkaMessage, _ error: WorkflowEventValidationError) async throws {
+    func skipInvalid(_ message: FetchedMessage, _ error: WorkflowEventValidationError) async throws {
         counters.invalidEvents += 1
         metrics.invalidEvents.increment()
         logInvalidEvent(message, error)

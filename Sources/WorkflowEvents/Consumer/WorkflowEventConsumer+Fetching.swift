@@ -17,7 +17,7 @@ extension WorkflowEventConsumer {
     /// through this one.
     func fill(until deadline: ContinuousClock.Instant?, readAhead mode: ReadAhead = .none) async throws {
         let maximum = configuration.fetchBatchSize
-        var batch: [RDKafkaMessage]
+        var batch: [FetchedMessage]
         switch machine.acquireFetchPath() {
         case .wait:
             // Another caller fetches: its batch is what this one waited for.
@@ -44,7 +44,7 @@ extension WorkflowEventConsumer {
             }
         }
         buffer.append(batch)
-        var next: Task<[RDKafkaMessage], Never>?
+        var next: Task<[FetchedMessage], Never>?
         if mode != .none && !batch.isEmpty && machine.isOpen {
             let client = self.client
             let decode = mode == .decoded
@@ -73,7 +73,7 @@ extension WorkflowEventConsumer {
 
     /// Lets go of the fetch path (leaving a batch being read ahead, if given) and resumes
     /// the callers waiting for it.
-    func releaseFetchPath(readingAhead pending: Task<[RDKafkaMessage], Never>? = nil) {
+    func releaseFetchPath(readingAhead pending: Task<[FetchedMessage], Never>? = nil) {
         lastFetch = .now
         for waiter in machine.releaseFetchPath(readingAhead: pending) { waiter.resume() }
     }

@@ -71,7 +71,7 @@ extension WorkflowEventConsumer {
     /// Takes over the reading: what an earlier reader fetched and did not finish is handed to
     /// the processor (returned, in order), the busy reader's keep-alive stops, and its
     /// pause is lifted.
-    private func beginProcessing(_ topics: [String]) async throws -> [RDKafkaMessage] {
+    private func beginProcessing(_ topics: [String]) async throws -> [FetchedMessage] {
         try checkOpen("process")
         try beginReadingForProcess()
         do {

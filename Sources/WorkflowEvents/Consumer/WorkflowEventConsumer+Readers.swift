@@ -74,11 +74,11 @@ extension WorkflowEventConsumer {
 
     /// Messages given back by a reader, in front of the buffer; those of partitions revoked
     /// meanwhile are dropped (their next owner reads them).
-    func putBack(_ messages: [RDKafkaMessage]) {
+    func putBack(_ messages: [FetchedMessage]) {
         guard !messages.isEmpty else { return }
         guard configuration.groupID != nil else { return buffer.prepend(messages) }
         let assignment = client.assignment
-        var kept: [RDKafkaMessage] = []
+        var kept: [FetchedMessage] = []
         kept.reserveCapacity(messages.count)
         for message in messages {
             if message.isError || assignment.contains(TopicPartition(topic: message.topic, partition: message.partition)) {
@@ -114,7 +114,7 @@ extension WorkflowEventConsumer {
 
     /// Stops what served an earlier reader (the keep-alive, its pause, a fetch or a batch
     /// read ahead) and hands over, in order, what it fetched and did not deliver.
-    func takeOverReading() async throws -> [RDKafkaMessage] {
+    func takeOverReading() async throws -> [FetchedMessage] {
         keepAlive?.cancel()
         keepAlive = nil
         await acquireFetchPath()

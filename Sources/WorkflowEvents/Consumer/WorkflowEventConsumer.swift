@@ -26,14 +26,14 @@ public actor WorkflowEventConsumer {
     /// The settings this consumer was made with.
     public nonisolated let configuration: Configuration
     let logger: Logger
-    nonisolated let client: RDKafkaConsumerClient
+    nonisolated let client: any ConsumerClient
 
     /// The lifecycle and the fetch path (see ``ConsumerStateMachine``).
-    var machine = ConsumerStateMachine<CheckedContinuation<Void, Never>, Task<[RDKafkaMessage], Never>>()
+    var machine = ConsumerStateMachine<CheckedContinuation<Void, Never>, Task<[FetchedMessage], Never>>()
 
     /// What this consumer reads: the topics of `subscribe`, or the partitions of `assign`.
     var subscription: Subscription?
-    var buffer = RDKafkaMessageBuffer()
+    var buffer = FetchedMessageBuffer()
     var seenGeneration = 0
     var subscribedAt = ContinuousClock.now
     /// When librdkafka was last asked for messages: its `max.poll.interval.ms` counts from
@@ -63,7 +63,7 @@ public actor WorkflowEventConsumer {
     /// Partitions paused by ``pause(_:)`` (kept where librdkafka's rebalance callback reads
     /// them), and the messages already fetched for them.
     var userPaused: Set<TopicPartition> { client.context.state.withLock { $0.userPaused } }
-    var heldWhilePaused: [TopicPartition: [RDKafkaMessage]] = [:]
+    var heldWhilePaused: [TopicPartition: [FetchedMessage]] = [:]
     /// Set by `stopServing()`, consumed by the `serve` that sees it.
     let serveStop = StopFlag()
     /// Writes to the dead-letter topic; made on first need.
@@ -101,13 +101,21 @@ public actor WorkflowEventConsumer {
     /// - Throws: ``WorkflowEventsError`` with code `invalidConfiguration` when a setting or a
     ///   librdkafka property is rejected.
     public init(configuration: Configuration, logger: Logger = Logger(label: "workflow-events.consumer")) throws {
+        try self.init(configuration: configuration, logger: logger) { context in
+            try RDKafkaConsumerClient(properties: configuration.librdkafkaProperties(), context: context)
+        }
+    }
+
+    /// Creates a consumer over the client `makeClient` makes (the tests' in-memory one).
+    init(
+        configuration: Configuration, logger: Logger, makeClient: (ConsumerClientContext) throws -> any ConsumerClient
+    ) throws {
         var logger = logger
         if let group = configuration.groupID { logger[metadataKey: "kafka.group"] = "\(group)" }
         self.configuration = configuration
         self.logger = logger
         self.metrics = ConsumerMetrics(group: configuration.groupID)
-        self.client = try RDKafkaConsumerClient(
-            properties: configuration.librdkafkaProperties(), logger: logger, metrics: metrics, listeners: listeners)
+        self.client = try makeClient(ConsumerClientContext(logger: logger, metrics: metrics, listeners: listeners))
     }
 
     deinit {
@@ -223,7 +231,7 @@ public actor WorkflowEventConsumer {
         try checkOpen("resume")
         try checkNotProcessing("resume")
         let resumed = client.context.state.withLock { state in partitions.filter { state.userPaused.remove($0) != nil } }
-        var held: [RDKafkaMessage] = []
+        var held: [FetchedMessage] = []
         for partition in resumed { held += heldWhilePaused.removeValue(forKey: partition) ?? [] }
         buffer.prepend(held)
         await client.setPausedAndWait(false, partitions)

@@ -34,7 +34,7 @@ extension RDKafkaConsumerClient {
             guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(err, operation: "assign \(partitions.map(\.0))") }
             // The application's pauses made before librdkafka knew these partitions.
             let userPaused = context.state.withLock { $0.userPaused }
-            context.setPaused(true, partitions.map(\.0).filter { userPaused.contains($0) }, handle: handle)
+            context.setPaused(true, partitions.map(\.0).filter { userPaused.contains($0) }, with: RDKafkaHandleOperations(handle: handle))
         }
         context.state.withLock { state in
             state.assignment = Set(partitions.map(\.0))
@@ -56,7 +56,7 @@ extension RDKafkaConsumerClient {
     /// since: the rebalance resumed the partitions it assigned, and a pause from before it
     /// would stop a partition whose owner no longer knows it paused it.
     func setPaused(
-        _ paused: Bool, _ partitions: [TopicPartition], decidedAt generation: Int? = nil, then done: (@Sendable () -> Void)? = nil
+        _ paused: Bool, _ partitions: [TopicPartition], decidedAt generation: Int?, then done: (@Sendable () -> Void)?
     ) {
         guard !partitions.isEmpty else {
             done?()
@@ -71,27 +71,17 @@ extension RDKafkaConsumerClient {
                     metadata: ["kafka.partitions": "\(partitions.map(\.description).joined(separator: ","))"])
                 return
             }
-            let err = usingIfOpen(RD_KAFKA_RESP_ERR_NO_ERROR) { context.setPaused(paused, partitions, handle: handle) }
+            let error = usingIfOpen(nil) { context.setPaused(paused, partitions, with: RDKafkaHandleOperations(handle: handle)) }
             // librdkafka 2.0.2 starts fetching a resumed partition only when its broker thread
             // next wakes, which can be a second later.
             if !paused, let fetcherWakeUp, fetcherWakeUp.shouldWakeAfterResume() { sendWakeUp(fetcherWakeUp) }
-            if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+            if let error {
                 context.logger.info(
-                    "librdkafka refused to \(paused ? "pause" : "resume") partitions",
-                    metadata: ["error": "\(KafkaError(err, operation: paused ? "pause" : "resume"))"])
+                    "librdkafka refused to \(paused ? "pause" : "resume") partitions", metadata: ["error": "\(error)"])
             }
         }
     }
 
-    /// Assignments so far: a rebalance changes it.
-    var assignmentGeneration: Int { context.state.withLock { $0.generation } }
-
-    /// The same, returning once librdkafka has it: for callers whose pace nothing else bounds.
-    func setPausedAndWait(_ paused: Bool, _ partitions: [TopicPartition]) async {
-        await withCheckedContinuation { continuation in
-            setPaused(paused, partitions) { continuation.resume() }
-        }
-    }
 
     /// The partitions of each topic, asked of the cluster: also proves the cluster answers.
     func partitions(of topics: [String], timeout: Duration) async throws -> [TopicPartition] {
@@ -155,5 +145,4 @@ extension RDKafkaConsumerClient {
         }
     }
 
-    var assignment: Set<TopicPartition> { context.state.withLock { $0.assignment } }
 }

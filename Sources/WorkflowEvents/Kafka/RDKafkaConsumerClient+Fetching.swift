@@ -8,7 +8,7 @@ extension RDKafkaConsumerClient {
     /// Takes up to `maximum` messages that are already waiting, without waiting for more. On
     /// the poll queue, as every consume call: librdkafka runs the rebalance callback inside
     /// it, and that callback waits for the application's rebalance handlers.
-    func fetchAvailable(maximum: Int) async -> [RDKafkaMessage] {
+    func fetchAvailable(maximum: Int) async -> [FetchedMessage] {
         await withCheckedContinuation { continuation in
             pollQueue.async { [self] in
                 continuation.resume(
@@ -26,28 +26,19 @@ extension RDKafkaConsumerClient {
     ///
     /// (librdkafka's batch call would wait for the whole batch or the timeout, holding back
     /// the first message of a quiet topic for up to the timeout.)
-    func fetch(timeout: Duration, maximum: Int, decode: Bool = false) async -> [RDKafkaMessage] {
+    func fetch(timeout: Duration, maximum: Int, decode: Bool) async -> [FetchedMessage] {
         let milliseconds = timeout.milliseconds
         return await withCheckedContinuation { continuation in
             pollQueue.async { [self] in
-                var batch: [RDKafkaMessage] = usingIfOpen([], fetching: true) {
+                var batch: [FetchedMessage] = usingIfOpen([], fetching: true) {
                     guard let first = rd_kafka_consume_queue(queue, milliseconds) else { return [] }
-                    var result = [RDKafkaMessage(pointer: first)]
+                    var result = [FetchedMessage(pointer: first)]
                     if maximum > 1 { result += consumeWaiting(maximum: maximum - 1) }
                     keepFetcherBusy(after: result)
                     return result
                 }
-                if decode { Self.decodeValues(&batch) }
+                if decode { FetchedMessage.decodeValues(&batch) }
                 continuation.resume(returning: batch)
-            }
-        }
-    }
-
-    /// Validates the values of `batch` (on the poll queue, beside the reader's work).
-    static func decodeValues(_ batch: inout [RDKafkaMessage]) {
-        for index in batch.indices where !batch[index].isError && !batch[index].isTombstone {
-            batch[index].decoded = batch[index].withValue { bytes in
-                Result { () throws(WorkflowEventValidationError) in try WorkflowEvent.decode(bytes) }
             }
         }
     }
@@ -55,15 +46,15 @@ extension RDKafkaConsumerClient {
     /// Takes up to `maximum` messages that are already waiting, on the poll queue, and
     /// validates their values there when `decode` is set: the reader meanwhile works on
     /// the batch before (so two cores share the work).
-    func fetchAhead(maximum: Int, decode: Bool) async -> [RDKafkaMessage] {
+    func fetchAhead(maximum: Int, decode: Bool) async -> [FetchedMessage] {
         await withCheckedContinuation { continuation in
             pollQueue.async { [self] in
-                var batch: [RDKafkaMessage] = usingIfOpen([], fetching: true) {
+                var batch: [FetchedMessage] = usingIfOpen([], fetching: true) {
                     let taken = consumeWaiting(maximum: maximum)
                     keepFetcherBusy(after: taken)
                     return taken
                 }
-                if decode { Self.decodeValues(&batch) }
+                if decode { FetchedMessage.decodeValues(&batch) }
                 continuation.resume(returning: batch)
             }
         }
@@ -80,12 +71,12 @@ extension RDKafkaConsumerClient {
     /// taken one call each: a message handed out is never purged, and one made outdated is
     /// dropped before it moves the position. The calls take the queue's lock per message as
     /// the batch call does.
-    func consumeWaiting(maximum: Int) -> [RDKafkaMessage] {
+    func consumeWaiting(maximum: Int) -> [FetchedMessage] {
         guard Self.batchCallPurgesTakenMessages else { return consumeBatch(timeoutMilliseconds: 0, maximum: maximum) }
-        var result: [RDKafkaMessage] = []
+        var result: [FetchedMessage] = []
         result.reserveCapacity(min(maximum, 1024))
         while result.count < maximum, let message = rd_kafka_consume_queue(queue, 0) {
-            result.append(RDKafkaMessage(pointer: message))
+            result.append(FetchedMessage(pointer: message))
         }
         return result
     }
@@ -93,16 +84,16 @@ extension RDKafkaConsumerClient {
     /// Whether this librdkafka's batch call can lose messages taken in it (before 2.1).
     static let batchCallPurgesTakenMessages = librdkafkaVersionNumber < 0x0201_0000
 
-    func consumeBatch(timeoutMilliseconds: Int32, maximum: Int) -> [RDKafkaMessage] {
+    func consumeBatch(timeoutMilliseconds: Int32, maximum: Int) -> [FetchedMessage] {
         let capacity = max(1, maximum)
         let array = UnsafeMutablePointer<UnsafeMutablePointer<rd_kafka_message_t>?>.allocate(capacity: capacity)
         defer { array.deallocate() }
         let count = rd_kafka_consume_batch_queue(queue, timeoutMilliseconds, array, capacity)
         guard count > 0 else { return [] }
-        var result: [RDKafkaMessage] = []
+        var result: [FetchedMessage] = []
         result.reserveCapacity(count)
         for index in 0..<count {
-            if let message = array[index] { result.append(RDKafkaMessage(pointer: message)) }
+            if let message = array[index] { result.append(FetchedMessage(pointer: message)) }
         }
         return result
     }
@@ -114,7 +105,7 @@ extension RDKafkaConsumerClient {
     /// So when the queue has been near a limit and is now below half of it, the broker
     /// threads are woken with a request for the assigned partitions' latest offsets (whose
     /// answer is not used), one at a time, at most every 10 ms.
-    func keepFetcherBusy(after batch: [RDKafkaMessage]) {
+    func keepFetcherBusy(after batch: [FetchedMessage]) {
         guard let fetcherWakeUp else { return }
         var bytes = 0
         for message in batch { bytes &+= message.valueLength }

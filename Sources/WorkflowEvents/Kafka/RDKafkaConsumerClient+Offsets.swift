@@ -7,41 +7,15 @@ import Synchronization
 extension RDKafkaConsumerClient {
     // MARK: Offsets
 
-    /// Updates the offset tracker with `body`, then stores the offsets that moved, under the
-    /// tracker's lock: the one way offsets are stored, so that they are stored in the order
-    /// the tracker decided them.
-    @discardableResult
-    func trackOffsets<T>(_ body: (inout OffsetTracker) -> T) -> T {
-        context.offsets.withLock { tracker in
-            let result = body(&tracker)
-            let entries = tracker.takeStores()
-            if !entries.isEmpty { usingIfOpen(()) { storeOffsets(handle, entries) } }
-            return result
-        }
-    }
-
-    /// Updates the offset tracker without storing: the next `trackOffsets` stores what moved.
-    /// For `process`, which notes each record taken and finished and stores once its loop
-    /// has caught up.
-    @discardableResult
-    func recordOffsets<T>(_ body: (inout OffsetTracker) -> T) -> T {
-        context.offsets.withLock { body(&$0) }
-    }
-
-    /// The records of `messages`, taken in order, are finished: the offset after the last
-    /// one of each partition is stored.
-    func finish(_ messages: [RDKafkaMessage]) {
-        guard !messages.isEmpty else { return }
-        let last = lastOffsets(of: messages)
-        trackOffsets { tracker in
-            for (partition, offset) in last { tracker.finish(through: offset, of: partition) }
-        }
+    /// Stores next-offsets for the next commit, when the handle is still open.
+    func store(_ entries: [(TopicPartition, Int64)]) {
+        usingIfOpen(()) { storeOffsets(handle, entries) }
     }
 
     /// Commits the stored offsets, or the given ones, and waits for the broker's answer.
     /// `forRebalanceHandler`: on a queue of its own, since the operations queue may be
     /// running the close whose revocation waits for that handler.
-    func commit(_ offsets: [(TopicPartition, Int64)]?, forRebalanceHandler: Bool = false) async throws {
+    func commit(_ offsets: [(TopicPartition, Int64)]?, forRebalanceHandler: Bool) async throws {
         let queue = forRebalanceHandler ? handlerQueue : operationsQueue
         let err: rd_kafka_resp_err_t = try await request(on: queue, "commit") { [self] in
             if let offsets {
@@ -179,11 +153,5 @@ extension RDKafkaConsumerClient {
         let milliseconds = Int64(timeout.milliseconds)
         guard librdkafkaVersion < 0x0201_0000 else { return Int32(milliseconds) }
         return Int32(clamping: milliseconds * 1000)
-    }
-
-    func takeErrorToThrow() -> KafkaError? {
-        context.state.withLock { state in
-            state.errorsToThrow.isEmpty ? nil : state.errorsToThrow.removeFirst()
-        }
     }
 }

@@ -19,11 +19,11 @@ import Synchronization
 /// once the destruction has begun, and the destruction waits for the uses in flight; the
 /// blocking requests run on `operationsQueue`, as the destruction does, so none can start
 /// on a destroyed handle. librdkafka's functions used here are thread-safe.
-final class RDKafkaConsumerClient: @unchecked Sendable {
+final class RDKafkaConsumerClient: ConsumerClient, @unchecked Sendable {
     let handle: OpaquePointer
     let queue: OpaquePointer
-    let context: RDKafkaCallbackContext
-    let retainedContext: Unmanaged<RDKafkaCallbackContext>
+    let context: ConsumerClientContext
+    let retainedContext: Unmanaged<ConsumerClientContext>
     let pollQueue = DispatchQueue(label: "workflow-events.consumer.poll")
     let operationsQueue = DispatchQueue(label: "workflow-events.consumer.operations")
 
@@ -45,9 +45,8 @@ final class RDKafkaConsumerClient: @unchecked Sendable {
     /// Runs the commits of the application's rebalance handlers.
     let handlerQueue = DispatchQueue(label: "workflow-events.consumer.rebalance-handlers")
 
-    init(properties: [(String, String)], logger: Logger, metrics: ConsumerMetrics, listeners: RebalanceListeners) throws {
+    init(properties: [(String, String)], context: ConsumerClientContext) throws {
         fetcherWakeUp = FetcherWakeUp(properties: properties, librdkafkaVersion: librdkafkaVersionNumber)
-        let context = RDKafkaCallbackContext(logger: logger, metrics: metrics, listeners: listeners)
         let retained = Unmanaged.passRetained(context)
         do {
             handle = try RDKafkaConfig.withConfiguration(properties) { conf in
