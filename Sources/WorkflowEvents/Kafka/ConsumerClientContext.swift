@@ -82,7 +82,6 @@ extension ConsumerClientContext {
 
 }
 
-
 /// What a rebalance asks of the client, on the thread that runs the rebalance (librdkafka's
 /// callback, inside a consume call or the close).
 protocol RebalanceOperations {

@@ -82,7 +82,6 @@ extension RDKafkaConsumerClient {
         }
     }
 
-
     /// The partitions of each topic, asked of the cluster: also proves the cluster answers.
     func partitions(of topics: [String], timeout: Duration) async throws -> [TopicPartition] {
         let milliseconds = timeout.milliseconds
