@@ -131,6 +131,15 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .testTarget(
+            name: "CoreTests",
+            dependencies: [
+                "WorkflowEvents",
+                "WorkflowEventsTesting",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
             name: "ReliabilityTests",
             dependencies: [
                 "TestSupport",
