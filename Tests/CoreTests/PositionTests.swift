@@ -5,7 +5,7 @@ import WorkflowEventsTesting
 @testable import WorkflowEvents
 
 /// Seeks, pauses and positions, on the in-memory client.
-@Suite("Seeks and pauses, on the in-memory client")
+@Suite("Seeks and pauses, on the in-memory client", .timeLimit(.minutes(1)))
 struct PositionTests {
     @Test("a seek back in a loop body delivers the partition again from there; the event in hand is not stored")
     func seekBack() async throws {

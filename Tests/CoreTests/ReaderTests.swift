@@ -6,7 +6,7 @@ import WorkflowEventsTesting
 @testable import WorkflowEvents
 
 /// Every reader, on the in-memory client: what it delivers, what it stores and commits.
-@Suite("Readers, on the in-memory client")
+@Suite("Readers, on the in-memory client", .timeLimit(.minutes(1)))
 struct ReaderTests {
     @Test("a stream delivers every event once, in order per partition; the close commits the end")
     func streamDeliversEverything() async throws {

@@ -153,6 +153,8 @@ final class InMemoryConsumerClient: ConsumerClient, Sendable {
         /// Every store, in order.
         var stores: [(TopicPartition, Int64)] = []
         var woken = false
+        /// Whether the partitions being revoked are lost: nothing of them is committed.
+        var losing = false
         var closing = false
         var closed = false
         var fetches = 0
@@ -352,12 +354,15 @@ final class InMemoryConsumerClient: ConsumerClient, Sendable {
             let owned = Set(state.withLock { $0.assigned })
             let revoked = partitions.filter { owned.contains($0) }
             guard !revoked.isEmpty else { return }
+            state.withLock { $0.losing = lost }
+            defer { state.withLock { $0.losing = false } }
             if cooperative {
                 context.partitionsRevoked(revoked, lost: lost, cooperative: true, with: operations)
             } else {
                 let kept = state.withLock { $0.assigned }.filter { !revoked.contains($0) }
                 context.partitionsRevoked(Array(owned).sorted(), lost: lost, cooperative: false, with: operations)
-                if !kept.isEmpty { context.partitionsAssigned(kept, cooperative: false, with: operations) }
+                // An eager group gives every member its new assignment, an empty one too.
+                context.partitionsAssigned(kept, cooperative: false, with: operations)
             }
         }
     }
@@ -374,8 +379,9 @@ final class InMemoryConsumerClient: ConsumerClient, Sendable {
 
         func unassign(_ partitions: [TopicPartition], incremental: Bool) -> KafkaError? {
             let gone = incremental ? partitions : client.state.withLock { $0.assigned }
-            // librdkafka commits the stored offsets of what it gives up, with auto-commit on.
-            if client.autoCommit {
+            // librdkafka commits the stored offsets of what it gives up, with auto-commit on,
+            // unless they are lost.
+            if client.autoCommit && !client.state.withLock({ $0.losing }) {
                 let stored = client.state.withLock { state in state.stored.filter { gone.contains($0.key) } }
                 try? client.commitToKafka(stored)
             }
