@@ -10,12 +10,14 @@ struct Fixture {
     let topic = "workflow-events"
     let group: String?
     let partitions: Int
+    /// Where each event went.
+    let placement: [UUID: (TopicPartition, Int64)]
 
-    init(partitions: Int = 2, events: Int = 40, group: String? = "core-tests") {
+    init(partitions: Int = 2, events: Int = 40, group: String? = "core-tests", byWorkflow: Bool = false) {
         self.group = group
         self.partitions = partitions
         kafka.createTopic(topic, partitions: partitions)
-        kafka.appendSampleEvents(count: events, to: topic)
+        placement = kafka.appendSampleEvents(count: events, to: topic, byWorkflow: byWorkflow)
     }
 
     func partition(_ number: Int32) -> TopicPartition { TopicPartition(topic: topic, partition: number) }

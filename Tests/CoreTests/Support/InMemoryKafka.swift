@@ -64,14 +64,20 @@ final class InMemoryKafka: Sendable {
         append(events.map { Record(key: Array($0.workflowID.utf8), value: try! $0.jsonBytes()) }, to: partition)
     }
 
-    /// Appends `count` sample events to each partition of `topic`, round-robin.
-    func appendSampleEvents(count: Int, to topic: String) {
+    /// Appends `count` sample events to `topic`, round-robin over its partitions, or each
+    /// workflow's to one partition (as a producer keying by workflow does); returns where
+    /// each event went.
+    @discardableResult
+    func appendSampleEvents(count: Int, to topic: String, byWorkflow: Bool = false) -> [UUID: (TopicPartition, Int64)] {
         let partitions = state.withLock { $0.partitionCounts[topic] ?? 0 }
-        let events = SampleEvents.make(count: count)
-        for partition in 0..<partitions {
-            let share = events.enumerated().filter { Int32($0.offset) % partitions == partition }.map(\.element)
-            append(events: share, to: TopicPartition(topic: topic, partition: partition))
+        var placed: [UUID: (TopicPartition, Int64)] = [:]
+        for (index, event) in SampleEvents.make(count: count).enumerated() {
+            let hash = event.workflowID.utf8.reduce(0) { ($0 &* 31 &+ Int($1)) & 0xFFFF }
+            let number = Int32((byWorkflow ? hash : index) % Int(partitions))
+            let partition = TopicPartition(topic: topic, partition: number)
+            placed[event.eventID] = (partition, append(events: [event], to: partition).lowerBound)
         }
+        return placed
     }
 
     func endOffset(of partition: TopicPartition) -> Int64 {
