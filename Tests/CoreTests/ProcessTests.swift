@@ -13,7 +13,7 @@ struct ProcessTests {
         _ consumer: WorkflowEventConsumer, topic: String, maxConcurrency: Int = 4,
         limits: WorkflowEventConsumer.ProcessingLimits = .init(),
         until done: @escaping @Sendable () -> Bool,
-        _ handler: @escaping @Sendable (WorkflowEvent) async throws -> Void
+        handler: @escaping @Sendable (WorkflowEvent) async throws -> Void
     ) async throws {
         let (signal, continuation) = AsyncStream<Void>.makeStream()
         let task = Task {
@@ -34,11 +34,13 @@ struct ProcessTests {
         let handled = Mutex<[UUID]>([])
         let perWorkflow = Mutex<[String: [Int64]]>([:])
         let placement = fixture.placement
-        try await runProcess(consumer, topic: fixture.topic, until: { handled.withLock { $0.count } >= 300 }) { event in
-            await Task.yield()
-            perWorkflow.withLock { $0[event.workflowID, default: []].append(placement[event.eventID]!.1) }
-            handled.withLock { $0.append(event.eventID) }
-        }
+        try await runProcess(
+            consumer, topic: fixture.topic, until: { handled.withLock { $0.count } >= 300 },
+            handler: { event in
+                await Task.yield()
+                perWorkflow.withLock { $0[event.workflowID, default: []].append(placement[event.eventID]!.1) }
+                handled.withLock { $0.append(event.eventID) }
+            })
         let ids = handled.withLock { $0 }
         #expect(ids.count == 300 && Set(ids).count == 300, "\(ids.count) handled, \(Set(ids).count) distinct")
         // A workflow's events are in one partition.
@@ -55,13 +57,15 @@ struct ProcessTests {
         let fixture = Fixture(partitions: 1, events: 50)
         let (consumer, _) = try fixture.consumer()
         let count = Mutex(0)
-        try await runProcess(consumer, topic: fixture.topic, until: { count.withLock { $0 } >= 49 }) { event in
-            let number = count.withLock { count in
-                count += 1
-                return count
-            }
-            if number == 10 { throw Failure() }
-        }
+        try await runProcess(
+            consumer, topic: fixture.topic, until: { count.withLock { $0 } >= 49 },
+            handler: { event in
+                let number = count.withLock { count in
+                    count += 1
+                    return count
+                }
+                if number == 10 { throw Failure() }
+            })
         #expect(fixture.committed == [fixture.partition(0): 50], "committed \(fixture.committed)")
         let statistics = await consumer.statistics
         #expect(statistics.handlerFailures == 1, "handler failures: \(statistics.handlerFailures)")
@@ -72,13 +76,15 @@ struct ProcessTests {
         let fixture = Fixture(partitions: 1, events: 30)
         let (consumer, _) = try fixture.consumer()
         let count = Mutex(0)
-        try await runProcess(consumer, topic: fixture.topic, until: { count.withLock { $0 } >= 26 }) { _ in
-            let number = count.withLock { count in
-                count += 1
-                return count
-            }
-            if number % 7 == 0 { throw CancellationError() }
-        }
+        try await runProcess(
+            consumer, topic: fixture.topic, until: { count.withLock { $0 } >= 26 },
+            handler: { _ in
+                let number = count.withLock { count in
+                    count += 1
+                    return count
+                }
+                if number % 7 == 0 { throw CancellationError() }
+            })
         #expect(fixture.committed == [fixture.partition(0): 30], "committed \(fixture.committed)")
     }
 
@@ -130,19 +136,21 @@ struct ProcessTests {
         let revocationRan = Mutex(false)
         consumer.onPartitionsRevoked { _ in revocationRan.withLock { $0 = true } }
         let total = Mutex(0)
-        try await runProcess(consumer, topic: fixture.topic, until: { handled.withLock { $0[1]?.count ?? 0 } == 100 }) { event in
-            let (partition, offset) = placement[event.eventID]!
-            if partition == revoked && revocationRan.withLock({ $0 }) {
-                Issue.record("a handler of \(revoked) started after its revocation (offset \(offset))")
-            }
-            let number = total.withLock { count in
-                count += 1
-                return count
-            }
-            if number == 30 { client.revoke([revoked]) }
-            await Task.yield()
-            handled.withLock { _ = $0[partition.partition, default: []].insert(offset) }
-        }
+        try await runProcess(
+            consumer, topic: fixture.topic, until: { handled.withLock { $0[1]?.count ?? 0 } == 100 },
+            handler: { event in
+                let (partition, offset) = placement[event.eventID]!
+                if partition == revoked && revocationRan.withLock({ $0 }) {
+                    Issue.record("a handler of \(revoked) started after its revocation (offset \(offset))")
+                }
+                let number = total.withLock { count in
+                    count += 1
+                    return count
+                }
+                if number == 30 { client.revoke([revoked]) }
+                await Task.yield()
+                handled.withLock { _ = $0[partition.partition, default: []].insert(offset) }
+            })
         #expect(revocationRan.withLock { $0 }, "the revocation never ran")
         let done = handled.withLock { $0[0] ?? [] }
         let firstUnfinished = (0..<100).map(Int64.init).first { !done.contains($0) }
