@@ -1,4 +1,4 @@
-.PHONY: demo test lint sanitize bench bench-check reliability deps docs
+.PHONY: demo test core lint sanitize bench bench-check reliability deps docs
 
 deps:
 	@bash scripts/install-dependencies.sh
@@ -8,6 +8,10 @@ demo: deps
 
 test: deps
 	swift test
+
+# The consumer's behaviour on the in-memory client alone: no cluster.
+core: deps
+	swift test --filter CoreTests
 
 # The formatter's rules (.swift-format), as CI checks them; `swift format format -i -r .` applies them.
 lint:
