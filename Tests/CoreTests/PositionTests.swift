@@ -27,6 +27,31 @@ struct PositionTests {
         fixture.expectNoMessageLeaked()
     }
 
+    @Test("a seek that a revocation overtakes throws partitionNotAssigned, as documented, naming the partition")
+    func seekOvertakenByRevocation() async throws {
+        let fixture = Fixture(partitions: 2, events: 20)
+        let (consumer, client) = try fixture.consumer()
+        var count = 0
+        for try await _ in consumer.events(topics: [fixture.topic]) {
+            count += 1
+            if count == 3 { break }
+        }
+        // The group takes partition 0 while the seek is on its way to the client.
+        client.revoke([fixture.partition(0)])
+        client.rebalanceAtNextSeek()
+        do {
+            try await consumer.seek(fixture.partition(0), to: 1)
+            Issue.record("the seek of a revoked partition succeeded")
+        } catch let error as WorkflowEventsError {
+            #expect(error.code == .partitionNotAssigned, "threw \(error)")
+            #expect("\(error)".contains("workflow-events[0]"), "the error says: \(error)")
+        } catch {
+            Issue.record("threw \(error) instead of partitionNotAssigned")
+        }
+        await consumer.close()
+        fixture.expectNoMessageLeaked()
+    }
+
     @Test("position is where the next read starts: the event in hand at a break, then the sought offset")
     func positionAfterSeek() async throws {
         let fixture = Fixture(partitions: 1, events: 20)

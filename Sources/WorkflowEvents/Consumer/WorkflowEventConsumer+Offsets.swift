@@ -116,6 +116,13 @@ extension WorkflowEventConsumer {
                 try await client.seek(partition, to: offset, timeout: configuration.connectionTimeout)
             } catch {
                 releaseFetchPath()
+                // A rebalance or the close took the partition while the seek was on its way.
+                if !machine.isOpen { throw WorkflowEventsError(.clientClosed, "cannot seek: the consumer is closed; create a new one") }
+                if !client.assignment.contains(partition) {
+                    throw WorkflowEventsError(
+                        .partitionNotAssigned,
+                        "cannot seek \(partition) to \(offset): the group took the partition from this consumer while the seek ran")
+                }
                 throw error
             }
             releaseFetchPath()

@@ -5,7 +5,7 @@ import WorkflowEventsTesting
 @testable import WorkflowEvents
 
 /// An in-memory cluster with one topic of sample events, and a consumer of it.
-struct Fixture {
+struct Fixture: Sendable {
     let kafka = InMemoryKafka()
     let topic = "workflow-events"
     let group: String?

@@ -166,6 +166,9 @@ final class InMemoryConsumerClient: ConsumerClient, Sendable {
         var fetches = 0
         /// Errors handed out as error messages by the next fetch.
         var errorsToDeliver: [KafkaError] = []
+        /// Runs the rebalances asked for at the next seek, before it applies: a rebalance (or
+        /// a close) that lands while a seek is on its way.
+        var rebalanceAtSeek = false
     }
 
     let kafka: InMemoryKafka
@@ -207,6 +210,11 @@ final class InMemoryConsumerClient: ConsumerClient, Sendable {
     func assignMore(_ partitions: [TopicPartition]) {
         state.withLock { $0.pendingRebalances.append(.assign(partitions)) }
         notify()
+    }
+
+    /// The rebalances asked for run at the next seek, just before it applies.
+    func rebalanceAtNextSeek() {
+        state.withLock { $0.rebalanceAtSeek = true }
     }
 
     /// The next fetch hands out `error` as an error message.
@@ -591,6 +599,12 @@ final class InMemoryConsumerClient: ConsumerClient, Sendable {
     func seek(_ partition: TopicPartition, to offset: Int64, timeout: Duration) async throws {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
             pollQueue.async { [self] in
+                if state.withLock({ state in
+                    defer { state.rebalanceAtSeek = false }
+                    return state.rebalanceAtSeek
+                }) {
+                    runPendingRebalances()
+                }
                 let end = kafka.endOffset(of: partition)
                 let known = state.withLock { state -> Bool in
                     guard state.assigned.contains(partition) else { return false }

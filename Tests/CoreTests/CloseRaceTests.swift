@@ -1,0 +1,80 @@
+import Foundation
+import Synchronization
+import Testing
+import WorkflowEventsTesting
+
+@testable import WorkflowEvents
+
+/// The close racing every operation, on the in-memory client: each call returns, or throws
+/// a `clientClosed` (or, for a partition the close took away, `partitionNotAssigned`); the
+/// close returns; nothing unfinished is committed; every message is destroyed once.
+@Suite("The close racing every operation, on the in-memory client", .timeLimit(.minutes(1)))
+struct CloseRaceTests {
+    @Test("close racing an operation while a stream reads (20 rounds each)", arguments: CloseRaceOperation.allCases)
+    func closeRacing(_ operation: CloseRaceOperation) async throws {
+        for round in 0..<20 {
+            let fixture = Fixture(partitions: 2, events: 60)
+            let (consumer, client) = try fixture.consumer()
+            try await consumer.subscribe([fixture.topic])
+            let delivered = Mutex<[Int32: Int64]>([:])
+            let reading = Task {
+                for try await message in consumer.messages(topics: [fixture.topic]) {
+                    delivered.withLock { $0[message.partition] = max($0[message.partition] ?? -1, message.offset) }
+                    if round % 3 == 0 { await Task.yield() }
+                }
+            }
+            for _ in 0..<(round % 5) { await Task.yield() }
+            let outcome = await withTaskGroup(of: String?.self) { group in
+                group.addTask {
+                    do {
+                        try await run(operation, on: consumer, fixture)
+                    } catch let error as WorkflowEventsError
+                        where [.clientClosed, .partitionNotAssigned, .readerBusy].contains(error.code)
+                    {
+                    } catch {
+                        return "\(operation) threw \(error)"
+                    }
+                    return nil
+                }
+                group.addTask {
+                    for _ in 0..<(round % 4) { await Task.yield() }
+                    await consumer.close()
+                    return nil
+                }
+                return await group.reduce(into: [String]()) { if let failure = $1 { $0.append(failure) } }
+            }
+            _ = await reading.result
+            #expect(outcome.isEmpty, "round \(round): \(outcome)")
+            #expect(client.isClosed, "round \(round): the client is not closed")
+            // What the operation itself committed aside (a commit of offset 1), nothing past
+            // the last event delivered of a partition.
+            for (partition, committed) in fixture.committed where !(operation == .commitOffsets && committed == 1) {
+                let last = delivered.withLock { $0[partition.partition] } ?? -1
+                #expect(committed <= last + 1, "round \(round): committed \(committed) of \(partition), last delivered \(last)")
+            }
+            fixture.expectNoMessageLeaked()
+        }
+    }
+}
+
+/// An operation the close races.
+enum CloseRaceOperation: String, CaseIterable, Sendable {
+    case seek, position, commit, commitOffsets, pause, resume, lag, committed, subscribe, topics, poll
+}
+
+func run(_ operation: CloseRaceOperation, on consumer: WorkflowEventConsumer, _ fixture: Fixture) async throws {
+    let partition = fixture.partition(0)
+    switch operation {
+    case .seek: try await consumer.seek(partition, to: 2)
+    case .position: _ = try await consumer.position(partition)
+    case .commit: try await consumer.commit()
+    case .commitOffsets: try await consumer.commit([partition: 1])
+    case .pause: try await consumer.pause([partition])
+    case .resume: try await consumer.resume([partition])
+    case .lag: _ = try await consumer.lag(topics: [fixture.topic])
+    case .committed: _ = try await consumer.committed([partition])
+    case .subscribe: try await consumer.subscribe([fixture.topic])
+    case .topics: _ = try await consumer.topics()
+    case .poll: _ = try await consumer.poll(timeout: .milliseconds(5))
+    }
+}
