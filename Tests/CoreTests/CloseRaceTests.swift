@@ -16,7 +16,7 @@ struct CloseRaceTests {
             let fixture = Fixture(partitions: 2, events: 60)
             let (consumer, client) = try fixture.consumer()
             try await consumer.subscribe([fixture.topic])
-            let delivered = Mutex<[Int32: Int64]>([:])
+            let delivered = Shared<[Int32: Int64]>([:])
             let reading = Task {
                 for try await message in consumer.messages(topics: [fixture.topic]) {
                     delivered.withLock { $0[message.partition] = max($0[message.partition] ?? -1, message.offset) }
@@ -27,7 +27,10 @@ struct CloseRaceTests {
             let outcome = await withTaskGroup(of: String?.self) { group in
                 group.addTask {
                     do {
-                        try await run(operation, on: consumer, fixture)
+                        let polled = try await run(operation, on: consumer, fixture)
+                        delivered.withLock { delivered in
+                            delivered.merge(polled) { max($0, $1) }
+                        }
                     } catch let error as WorkflowEventsError
                         where [.clientClosed, .partitionNotAssigned, .readerBusy].contains(error.code)
                     {
@@ -62,7 +65,10 @@ enum CloseRaceOperation: String, CaseIterable, Sendable {
     case seek, position, commit, commitOffsets, pause, resume, lag, committed, subscribe, topics, poll
 }
 
-func run(_ operation: CloseRaceOperation, on consumer: WorkflowEventConsumer, _ fixture: Fixture) async throws {
+/// Runs `operation`; returns the last offset of each partition it delivered (a poll's records,
+/// which count as finished at the close).
+@discardableResult
+func run(_ operation: CloseRaceOperation, on consumer: WorkflowEventConsumer, _ fixture: Fixture) async throws -> [Int32: Int64] {
     let partition = fixture.partition(0)
     switch operation {
     case .seek: try await consumer.seek(partition, to: 2)
@@ -75,6 +81,9 @@ func run(_ operation: CloseRaceOperation, on consumer: WorkflowEventConsumer, _ 
     case .committed: _ = try await consumer.committed([partition])
     case .subscribe: try await consumer.subscribe([fixture.topic])
     case .topics: _ = try await consumer.topics()
-    case .poll: _ = try await consumer.poll(timeout: .milliseconds(5))
+    case .poll:
+        let records = try await consumer.poll(timeout: .milliseconds(5))
+        return records.reduce(into: [:]) { last, entry in last[entry.key.partition] = entry.value.map(\.offset).max() }
     }
+    return [:]
 }

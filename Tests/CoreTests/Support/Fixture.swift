@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 import WorkflowEventsTesting
 
@@ -55,4 +56,13 @@ struct Fixture: Sendable {
 /// Offsets per partition, in delivery order.
 func offsetsByPartition(_ messages: [WorkflowEventMessage]) -> [Int32: [Int64]] {
     Dictionary(grouping: messages, by: \.partition).mapValues { $0.map(\.offset) }
+}
+
+/// A value shared by tasks, behind a lock.
+final class Shared<Value: Sendable>: Sendable {
+    private let value: Mutex<Value>
+
+    init(_ value: Value) { self.value = Mutex(value) }
+
+    func withLock<T: Sendable>(_ body: (inout Value) -> T) -> T { value.withLock { body(&$0) } }
 }
