@@ -338,7 +338,15 @@ struct OffsetGuaranteeTests {
             await consumer.assignment.count == 2
         }
         gate.open()
-        try await waitUntil("all 100 events handled", timeout: .seconds(60)) { handled.count == 100 }
+        try await waitUntil(
+            "all 100 events handled", timeout: .seconds(60),
+            saw: {
+                let statistics = await consumer.statistics
+                let held = consumer.client.context.pausedInClient.withLock { $0 }
+                return
+                    "\(handled.count) handled; assignment \(await consumer.assignment.sorted()); paused in librdkafka \(held.sorted()); peak in processing \(statistics.peakEventsInProcessing), rebalances \(statistics.rebalances), delivered \(statistics.eventsDelivered)"
+            }
+        ) { handled.count == 100 }
         processing.cancel()
         try await processing.value
     }
