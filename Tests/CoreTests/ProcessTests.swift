@@ -164,3 +164,152 @@ struct ProcessTests {
         fixture.expectNoMessageLeaked()
     }
 }
+
+/// A gate that handlers wait at until it opens.
+actor HandlerGate {
+    private var isOpen = false
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+
+    func wait() async {
+        if isOpen { return }
+        await withCheckedContinuation { waiting.append($0) }
+    }
+
+    func open() {
+        isOpen = true
+        for continuation in waiting { continuation.resume() }
+        waiting = []
+    }
+}
+
+@Suite("process when librdkafka's wait for a revocation runs out, on the in-memory client", .timeLimit(.minutes(1)))
+struct LateRevocationTests {
+    @Test(
+        "a revocation the rebalance stopped waiting for does not touch the partition's next assignment: a partition paused at its limit reads on, every event handled"
+    )
+    func lateRevocationLeavesNextAssignment() async throws {
+        let fixture = Fixture(partitions: 1, events: 40)
+        let (consumer, client) = try fixture.consumer(protocol: .cooperative)
+        let partition = fixture.partition(0)
+        let placement = fixture.placement
+        var limits = WorkflowEventConsumer.ProcessingLimits(maxBufferedEventsPerPartition: 5, drainTimeout: .milliseconds(20))
+        // The rebalance waits for process only as long as the drain: process, whose handlers
+        // are held, answers at its drain deadline, after the rebalance went on.
+        limits.revocationReplyGrace = .zero
+        let gate = HandlerGate()
+        let started = Shared(0)
+        let handled = Shared<Set<Int64>>([])
+        let assignments = Shared(0)
+        let (twoStarted, twoStartedContinuation) = AsyncStream<Void>.makeStream()
+        let (reassigned, reassignedContinuation) = AsyncStream<Void>.makeStream()
+        let (allHandled, allHandledContinuation) = AsyncStream<Void>.makeStream()
+        consumer.onPartitionsAssigned { _ in
+            if assignments.withLock({ count in
+                count += 1
+                return count
+            }) == 2 {
+                reassignedContinuation.yield()
+            }
+        }
+        let processing = Task {
+            try await consumer.process(topics: [fixture.topic], maxConcurrency: 2, limits: limits) { event in
+                let number = started.withLock { count in
+                    count += 1
+                    return count
+                }
+                if number <= 2 {
+                    if number == 2 { twoStartedContinuation.yield() }
+                    await gate.wait()
+                }
+                let offset = placement[event.eventID]!.1
+                if handled.withLock({ handled in
+                    handled.insert(offset)
+                    return handled.count
+                }) == 40 {
+                    allHandledContinuation.yield()
+                }
+            }
+        }
+        for await _ in twoStarted { break }
+        // The group takes the partition and gives it back at once, while two handlers of
+        // it are held and it is paused at its limit.
+        client.revoke([partition])
+        client.assignMore([partition])
+        for await _ in reassigned { break }
+        await gate.open()
+        for await _ in allHandled { break }
+        processing.cancel()
+        try await processing.value
+        #expect(fixture.committed == [partition: 40], "committed \(fixture.committed); stores \(client.stores.map(\.1))")
+        fixture.expectNoMessageLeaked()
+    }
+
+    @Test(
+        "a revocation the rebalance stopped waiting for forgets nothing of the partition's next assignment: nothing stored past a handler still running"
+    )
+    func lateRevocationKeepsNextAssignmentsOffsets() async throws {
+        let fixture = Fixture(partitions: 1, events: 40)
+        let (consumer, client) = try fixture.consumer(protocol: .cooperative)
+        let partition = fixture.partition(0)
+        let placement = fixture.placement
+        var limits = WorkflowEventConsumer.ProcessingLimits(drainTimeout: .milliseconds(20))
+        limits.revocationReplyGrace = .zero
+        let firstGate = HandlerGate()
+        let heldGate = HandlerGate()
+        let held: Int64 = 3
+        let started = Shared(0)
+        let handled = Shared<Set<Int64>>([])
+        let assignments = Shared(0)
+        let (twoStarted, twoStartedContinuation) = AsyncStream<Void>.makeStream()
+        let (reassigned, reassignedContinuation) = AsyncStream<Void>.makeStream()
+        let (othersHandled, othersHandledContinuation) = AsyncStream<Void>.makeStream()
+        let (allHandled, allHandledContinuation) = AsyncStream<Void>.makeStream()
+        consumer.onPartitionsAssigned { _ in
+            if assignments.withLock({ count in
+                count += 1
+                return count
+            }) == 2 {
+                reassignedContinuation.yield()
+            }
+        }
+        let processing = Task {
+            // Each event a key of its own: every handler runs apart from the others.
+            try await consumer.process(
+                topics: [fixture.topic], maxConcurrency: 64, orderingKey: .custom { $0.eventID.uuidString }, limits: limits
+            ) { event in
+                let offset = placement[event.eventID]!.1
+                let number = started.withLock { count in
+                    count += 1
+                    return count
+                }
+                if number <= 2 {
+                    if number == 2 { twoStartedContinuation.yield() }
+                    await firstGate.wait()
+                } else if offset == held && assignments.withLock({ $0 }) == 2 {
+                    await heldGate.wait()
+                }
+                let (count, others) = handled.withLock { handled in
+                    let isNew = handled.insert(offset).inserted
+                    return (isNew ? handled.count : 0, isNew && offset != held ? handled.subtracting([held]).count : 0)
+                }
+                if others == 39 { othersHandledContinuation.yield() }
+                if count == 40 { allHandledContinuation.yield() }
+            }
+        }
+        for await _ in twoStarted { break }
+        client.revoke([partition])
+        client.assignMore([partition])
+        for await _ in reassigned { break }
+        await firstGate.open()
+        for await _ in othersHandled { break }
+        // Every event but the held one was handled: nothing past it may be stored.
+        let stored = client.stored[partition]
+        #expect(stored.map { $0 <= held } ?? true, "stored \(String(describing: stored)) while offset \(held) is still being handled")
+        await heldGate.open()
+        for await _ in allHandled { break }
+        processing.cancel()
+        try await processing.value
+        #expect(fixture.committed == [partition: 40], "committed \(fixture.committed)")
+        fixture.expectNoMessageLeaked()
+    }
+}

@@ -345,8 +345,7 @@ struct OffsetGuaranteeTests {
                 let held = consumer.client.context.pausedInClient.withLock { $0 }
                 return
                     "\(handled.count) handled; assignment \(await consumer.assignment.sorted()); paused in librdkafka \(held.sorted()); peak in processing \(statistics.peakEventsInProcessing), rebalances \(statistics.rebalances), delivered \(statistics.eventsDelivered)"
-            }
-        ) { handled.count == 100 }
+            }, { handled.count == 100 })
         processing.cancel()
         try await processing.value
     }

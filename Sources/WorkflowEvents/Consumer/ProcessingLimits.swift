@@ -8,6 +8,9 @@ extension WorkflowEventConsumer {
         /// How long cancellation, and the revocation of partitions, wait for handlers in
         /// flight before cancelling them (cancellation) or handing over anyway (revocation).
         public var drainTimeout: Duration
+        /// How much longer than `drainTimeout` a rebalance waits for `process` to hand
+        /// partitions over before it goes on without it.
+        var revocationReplyGrace: Duration = .seconds(2)
 
         /// Limits; the defaults hold about 10 MB of events of the contract's size.
         public init(maxBufferedEvents: Int = 10_000, maxBufferedEventsPerPartition: Int = 2_000, drainTimeout: Duration = .seconds(10)) {
