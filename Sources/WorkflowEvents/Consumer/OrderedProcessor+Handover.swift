@@ -60,7 +60,7 @@ extension OrderedProcessor {
     // MARK: Revocation
 
     func revoke(
-        _ partitions: [TopicPartition], lost: Bool, reply: @escaping @Sendable ([(TopicPartition, Int64)]) -> Void
+        _ partitions: [TopicPartition], lost: Bool, reply: RevocationReply
     ) {
         let revoked = Set(partitions)
         // Events not started are dropped: the next owner reads them from the commit.
@@ -79,12 +79,16 @@ extension OrderedProcessor {
         let withdrawing = running.values.filter { revoked.contains($0.partition) }.map(\.id)
         withdrawn.withdraw(withdrawing)
         revocationTokens += 1
-        let revocation = Revocation(token: revocationTokens, partitions: lost ? [] : revoked, reply: reply)
+        var epochs: [TopicPartition: Int] = [:]
+        for partition in revoked { epochs[partition] = progress[partition]?.epoch }
+        let revocation = Revocation(token: revocationTokens, partitions: lost ? [] : revoked, reply: reply, epochs: epochs)
         if lost {
             // Lost partitions cannot be committed: their handlers' results no longer count.
-            for partition in revoked { progress[partition] = nil }
-            client.recordOffsets { $0.forget(revoked) }
-            reply([])
+            for partition in revoked where progress[partition]?.epoch == epochs[partition] { progress[partition] = nil }
+            if reply.claim() {
+                client.recordOffsets { $0.forget(revoked) }
+                reply.send([])
+            }
             return
         }
         revocations.append(revocation)
@@ -99,14 +103,26 @@ extension OrderedProcessor {
         let revocation = revocations[index]
         let busy = running.values.contains { revocation.partitions.contains($0.partition) }
         guard !busy || timedOut else { return }
+        revocations.remove(at: index)
+        // What the loop holds of these partitions from before the revocation ends; a later
+        // assignment of them (a new epoch) is not touched.
+        for partition in revocation.partitions where progress[partition]?.epoch == revocation.epochs[partition] {
+            progress[partition] = nil
+        }
+        guard revocation.reply.claim() else {
+            // The rebalance stopped waiting and went on: librdkafka handed the partitions
+            // over without this commit, and the offsets it tracked were forgotten then.
+            logger.warning(
+                "the rebalance did not wait for process to hand partitions over; their next owner reads again what was handled since the last commit",
+                metadata: ["partitions": "\(revocation.partitions.sorted())"])
+            return
+        }
         if busy {
             logger.info("handing over partitions while their handlers still run", metadata: ["partitions": "\(revocation.partitions.sorted())"])
         }
         storeProgress()
         let entries = client.recordOffsets { $0.revoke(revocation.partitions) }
-        for partition in revocation.partitions { progress[partition] = nil }
-        revocations.remove(at: index)
-        revocation.reply(entries)
+        revocation.reply.send(entries)
     }
 
     // MARK: Stopping
@@ -144,5 +160,48 @@ extension OrderedProcessor {
             reportedPeak = peakNow
             await consumer.notePeakInProcessing(peakNow)
         }
+    }
+}
+
+/// The answer `process` owes librdkafka's rebalance for a revocation: the offsets to commit
+/// before the hand-over. The rebalance waits for it up to a bound, then goes on; from then on
+/// the answer is refused, and the loop must not change what it tracks of the partitions
+/// (they may be assigned again meanwhile).
+final class RevocationReply: Sendable {
+    private enum State { case waiting, claimed, abandoned }
+    private let state = Mutex(State.waiting)
+    private let offsets = Mutex<[(TopicPartition, Int64)]>([])
+    private let answered = DispatchSemaphore(value: 0)
+
+    /// The loop: whether the rebalance still waits, in which case the loop now owes it
+    /// `send(_:)`, which it sends at once.
+    func claim() -> Bool {
+        state.withLock { state in
+            guard state == .waiting else { return false }
+            state = .claimed
+            return true
+        }
+    }
+
+    func send(_ entries: [(TopicPartition, Int64)]) {
+        offsets.withLock { $0 = entries }
+        answered.signal()
+    }
+
+    /// The rebalance, on librdkafka's thread: the offsets to commit, or nil when the loop
+    /// did not answer within `timeout` (the answer is then refused).
+    func wait(timeout: Duration) -> [(TopicPartition, Int64)]? {
+        if answered.wait(timeout: .now() + .milliseconds(Int(max(.zero, timeout).milliseconds))) == .success {
+            return offsets.withLock { $0 }
+        }
+        let claimed = state.withLock { state in
+            guard state == .waiting else { return true }
+            state = .abandoned
+            return false
+        }
+        guard claimed else { return nil }
+        // Claimed just now: the loop is sending its answer.
+        answered.wait()
+        return offsets.withLock { $0 }
     }
 }

@@ -35,7 +35,9 @@ final class OrderedProcessor: @unchecked Sendable {
     struct Revocation {
         let token: Int
         let partitions: Set<TopicPartition>
-        let reply: @Sendable ([(TopicPartition, Int64)]) -> Void
+        let reply: RevocationReply
+        /// The epoch of each partition when the revocation came: what it hands over.
+        let epochs: [TopicPartition: Int]
     }
 
     let mailbox = Mailbox()
@@ -100,21 +102,17 @@ final class OrderedProcessor: @unchecked Sendable {
     func run(first: [FetchedMessage]) async -> Result<Void, any Error> {
         let mailbox = self.mailbox
         let drainTimeout = limits.drainTimeout
+        let replyGrace = limits.revocationReplyGrace
         client.context.state.withLock { state in
             state.revocationHook = { [client] partitions, lost in
-                let done = DispatchSemaphore(value: 0)
-                let offsets = Mutex<[(TopicPartition, Int64)]>([])
-                mailbox.post(
-                    .revoke(
-                        partitions, lost: lost,
-                        reply: { entries in
-                            offsets.withLock { $0 = entries }
-                            done.signal()
-                        }))
+                let reply = RevocationReply()
+                mailbox.post(.revoke(partitions, lost: lost, reply: reply))
                 // Bounded: the loop replies within the drain timeout. This runs on
-                // librdkafka's polling thread, never on Swift's cooperative pool.
-                _ = done.wait(timeout: .now() + .milliseconds(Int(drainTimeout.milliseconds) + 2_000))
-                client.commitBlocking(offsets.withLock { $0 })
+                // librdkafka's polling thread, never on Swift's cooperative pool. Past the
+                // bound the rebalance goes on without the loop's commit, and the loop's
+                // late answer is dropped (`RevocationReply`).
+                let entries = reply.wait(timeout: drainTimeout + replyGrace)
+                client.commitBlocking(entries ?? [])
             }
         }
         // The fetcher and the timers beside the loop; the handlers in a group of their own,
@@ -191,7 +189,7 @@ final class OrderedProcessor: @unchecked Sendable {
         }
         pending = [:]
         running = [:]
-        for revocation in revocations { revocation.reply([]) }
+        for revocation in revocations where revocation.reply.claim() { revocation.reply.send([]) }
         revocations = []
         await flushCounters()
         if let failure { return .failure(failure) }
@@ -258,6 +256,12 @@ final class OrderedProcessor: @unchecked Sendable {
             if let assignment, !assignment.contains(partition) {
                 message.destroy()  // revoked meanwhile: its next owner reads it
                 continue
+            }
+            // A message of a partition whose revocation is still open here comes from its
+            // next assignment: the rebalance stopped waiting for that revocation and went on.
+            // What the revocation holds of the partition ends now, before this epoch starts.
+            for revocation in revocations where revocation.partitions.contains(partition) {
+                completeRevocation(token: revocation.token, timedOut: true)
             }
             if progress[partition] == nil {
                 nextEpoch += 1

@@ -13,7 +13,7 @@ enum ProcessingSignal: Sendable {
     /// A worker has run (or skipped) every event it was given.
     case workerEnded
     /// `reply` hands over the offsets to commit before the partitions go.
-    case revoke([TopicPartition], lost: Bool, reply: @Sendable ([(TopicPartition, Int64)]) -> Void)
+    case revoke([TopicPartition], lost: Bool, reply: RevocationReply)
     case revocationDeadline(Int)
     case stop
     case drainDeadline
