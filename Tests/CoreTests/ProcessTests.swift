@@ -107,7 +107,7 @@ struct ProcessTests {
                 if number == 8 {
                     stuckContinuation.yield()
                     // Never returns until cancelled: the drain deadline cancels it.
-                    try await Task.sleep(for: .seconds(3600))
+                    try await untilCancelled()
                 }
                 finished.withLock { _ = $0.insert(placement[event.eventID]!.1) }
             }

@@ -118,7 +118,7 @@ struct ReaderTests {
                 if message.offset == 9 {
                     tenth.continuation.yield()
                     // Waits here, with offset 10 not yet asked for, until cancelled.
-                    try await Task.sleep(for: .seconds(3600))
+                    try await untilCancelled()
                 }
             }
         }

@@ -33,14 +33,14 @@ struct FetchedMessage: @unchecked Sendable {
     var partition: Int32 {
         switch storage {
         case .librdkafka(let pointer): pointer.pointee.partition
-        case .inMemory(let message): message.partition
+        case .inMemory(let message): message.record.partition
         }
     }
 
     var offset: Int64 {
         switch storage {
         case .librdkafka(let pointer): pointer.pointee.offset
-        case .inMemory(let message): message.offset
+        case .inMemory(let message): message.record.offset
         }
     }
 
@@ -54,14 +54,14 @@ struct FetchedMessage: @unchecked Sendable {
     var isTombstone: Bool {
         switch storage {
         case .librdkafka(let pointer): pointer.pointee.payload == nil
-        case .inMemory(let message): message.value == nil
+        case .inMemory(let message): message.record.value == nil
         }
     }
 
     var valueLength: Int {
         switch storage {
         case .librdkafka(let pointer): pointer.pointee.len
-        case .inMemory(let message): message.value?.count ?? 0
+        case .inMemory(let message): message.record.value?.count ?? 0
         }
     }
 
@@ -70,7 +70,7 @@ struct FetchedMessage: @unchecked Sendable {
         case .librdkafka(let pointer):
             guard let topic = pointer.pointee.rkt else { return "" }
             return String(cString: rd_kafka_topic_name(topic))
-        case .inMemory(let message): return message.topic
+        case .inMemory(let message): return message.record.topic
         }
     }
 
@@ -95,7 +95,7 @@ struct FetchedMessage: @unchecked Sendable {
         case .librdkafka(let pointer):
             return try body(UnsafeRawBufferPointer(start: pointer.pointee.payload, count: pointer.pointee.len))
         case .inMemory(let message):
-            guard let value = message.value else { return try body(UnsafeRawBufferPointer(start: nil, count: 0)) }
+            guard let value = message.record.value else { return try body(UnsafeRawBufferPointer(start: nil, count: 0)) }
             return try value.withUnsafeBytes(body)
         }
     }
@@ -105,7 +105,7 @@ struct FetchedMessage: @unchecked Sendable {
         case .librdkafka(let pointer):
             guard let payload = pointer.pointee.payload else { return nil }
             return Array(UnsafeRawBufferPointer(start: payload, count: pointer.pointee.len))
-        case .inMemory(let message): return message.value
+        case .inMemory(let message): return message.record.value
         }
     }
 
@@ -114,7 +114,7 @@ struct FetchedMessage: @unchecked Sendable {
         case .librdkafka(let pointer):
             guard let key = pointer.pointee.key else { return nil }
             return Array(UnsafeRawBufferPointer(start: key, count: pointer.pointee.key_len))
-        case .inMemory(let message): return message.key
+        case .inMemory(let message): return message.record.key
         }
     }
 
@@ -122,7 +122,7 @@ struct FetchedMessage: @unchecked Sendable {
         let pointer: UnsafeMutablePointer<rd_kafka_message_t>
         switch storage {
         case .librdkafka(let message): pointer = message
-        case .inMemory(let message): return message.headers
+        case .inMemory(let message): return message.record.headers
         }
         var headers: OpaquePointer?
         guard rd_kafka_message_headers(pointer, &headers) == RD_KAFKA_RESP_ERR_NO_ERROR, let headers else {
@@ -149,12 +149,13 @@ struct FetchedMessage: @unchecked Sendable {
             let milliseconds = rd_kafka_message_timestamp(pointer, &type)
             guard type != RD_KAFKA_TIMESTAMP_NOT_AVAILABLE, milliseconds >= 0 else { return nil }
             return Date(timeIntervalSince1970: Double(milliseconds) / 1000)
-        case .inMemory(let message): return message.timestamp
+        case .inMemory(let message): return message.record.timestamp
         }
     }
 
     var record: ConsumerRecord {
-        ConsumerRecord(
+        if case .inMemory(let message) = storage { return message.record }
+        return ConsumerRecord(
             topic: topic, partition: partition, offset: offset, key: key, value: value,
             headers: headers, timestamp: timestamp)
     }
@@ -176,30 +177,16 @@ struct FetchedMessage: @unchecked Sendable {
     }
 }
 
-/// A message of the in-memory client: what librdkafka's message carries, and how many times
-/// it was destroyed (once, by its last owner), which that client's tests check.
+/// A message of the in-memory client: the record librdkafka's message would carry (or an
+/// error), and how many times it was destroyed (once, by its last owner), which that
+/// client's tests check.
 final class InMemoryMessage: Sendable {
-    let topic: String
-    let partition: Int32
-    let offset: Int64
-    let key: [UInt8]?
-    let value: [UInt8]?
-    let headers: [KafkaHeader]
-    let timestamp: Date?
+    let record: ConsumerRecord
     let error: KafkaError?
     let destroyCount = Atomic<Int>(0)
 
-    init(
-        topic: String, partition: Int32, offset: Int64, key: [UInt8]? = nil, value: [UInt8]?, headers: [KafkaHeader] = [],
-        timestamp: Date? = nil, error: KafkaError? = nil
-    ) {
-        self.topic = topic
-        self.partition = partition
-        self.offset = offset
-        self.key = key
-        self.value = value
-        self.headers = headers
-        self.timestamp = timestamp
+    init(_ record: ConsumerRecord, error: KafkaError? = nil) {
+        self.record = record
         self.error = error
     }
 
@@ -275,7 +262,7 @@ func lastOffsets(of messages: [FetchedMessage]) -> [(TopicPartition, Int64)] {
         case .librdkafka(let pointer):
             key = Partition(rkt: UnsafeMutableRawPointer(pointer.pointee.rkt), name: nil, partition: pointer.pointee.partition)
         case .inMemory(let record):
-            key = Partition(rkt: nil, name: record.topic, partition: record.partition)
+            key = Partition(rkt: nil, name: record.record.topic, partition: record.record.partition)
         }
         if seen.insert(key).inserted {
             result.append((message.topicPartition, message.offset))

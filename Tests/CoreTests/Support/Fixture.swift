@@ -66,3 +66,15 @@ final class Shared<Value: Sendable>: Sendable {
 
     func withLock<T: Sendable>(_ body: (inout Value) -> T) -> T { value.withLock { body(&$0) } }
 }
+
+/// Suspends until the calling task is cancelled, then throws `CancellationError`: a handler
+/// or loop body that only its task's cancellation ends.
+func untilCancelled() async throws {
+    let (stream, continuation) = AsyncStream<Void>.makeStream()
+    await withTaskCancellationHandler {
+        for await _ in stream {}
+    } onCancel: {
+        continuation.finish()
+    }
+    throw CancellationError()
+}

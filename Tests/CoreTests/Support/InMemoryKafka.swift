@@ -95,7 +95,7 @@ final class InMemoryKafka: Sendable {
         state.withLock { state in
             state.handedOut.compactMap { message in
                 let count = message.destroyCount.load(ordering: .relaxed)
-                return count == 1 ? nil : (TopicPartition(topic: message.topic, partition: message.partition), message.offset, count)
+                return count == 1 ? nil : (message.record.topicPartition, message.record.offset, count)
             }
         }
     }
@@ -329,8 +329,9 @@ final class InMemoryConsumerClient: ConsumerClient, Sendable {
                         let record = log[Int(next)]
                         taken.append(
                             InMemoryMessage(
-                                topic: partition.topic, partition: partition.partition, offset: next, key: record.key,
-                                value: record.value, headers: record.headers, timestamp: record.timestamp))
+                                ConsumerRecord(
+                                    topic: partition.topic, partition: partition.partition, offset: next, key: record.key,
+                                    value: record.value, headers: record.headers, timestamp: record.timestamp)))
                         next += 1
                         chunk += 1
                         progress = true
@@ -342,7 +343,7 @@ final class InMemoryConsumerClient: ConsumerClient, Sendable {
             return (taken, errors)
         }
         let errorMessages = errors.map {
-            InMemoryMessage(topic: "", partition: -1, offset: -1, value: nil, error: $0)
+            InMemoryMessage(ConsumerRecord(topic: "", partition: -1, offset: -1, key: nil, value: nil), error: $0)
         }
         let all = errorMessages + taken
         kafka.state.withLock { $0.handedOut.append(contentsOf: all) }
