@@ -47,6 +47,17 @@ public func produceRecords(_ values: [[UInt8]?], to topic: String, partition: In
     await producer.close()
 }
 
+/// Runs seconds of CPU work on a thread of its own, not on Swift's cooperative pool: the pool
+/// has one thread per core (two here), and a test that computes on it starves every other
+/// test's tasks, which then look hung.
+public func onOwnThread<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
+    await withCheckedContinuation { continuation in
+        let thread = Thread { continuation.resume(returning: work()) }
+        thread.stackSize = 8 << 20
+        thread.start()
+    }
+}
+
 /// Settings that make group hand-over fast on the mock cluster.
 /// `WORKFLOW_EVENTS_TEST_DEBUG=cgrp,fetch` (librdkafka's debug contexts) makes the members log them.
 public func groupConfiguration(_ cluster: any TestCluster, group: String, autoCommit: Bool = true) -> WorkflowEventConsumer.Configuration {
