@@ -136,6 +136,7 @@ let package = Package(
                 "WorkflowEvents",
                 "WorkflowEventsTesting",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "InMemoryLogging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
         ),

@@ -1,4 +1,6 @@
 import Foundation
+import InMemoryLogging
+import Logging
 import Synchronization
 import Testing
 import WorkflowEventsTesting
@@ -73,7 +75,12 @@ struct FlowTests {
     @Test("concurrent subscribes to the same topics assign once: positions are not reset")
     func concurrentSubscribes() async throws {
         let fixture = Fixture(partitions: 1, events: 30)
-        let (consumer, _) = try fixture.consumer()
+        let (logger, logs) = recordingLogger()
+        let (consumer, _) = try fixture.kafka.makeConsumer(fixture.configuration(), logger: logger)
+        try await withThrowingDiscardingTaskGroup { group in
+            for _ in 0..<5 { group.addTask { try await consumer.subscribe([fixture.topic]) } }
+        }
+        #expect(logs.entries.filter { $0.message.description == "subscribed" }.count == 1)
         var seen: [Int64] = []
         for try await message in consumer.messages(topics: [fixture.topic]) {
             seen.append(message.offset)
@@ -166,7 +173,8 @@ struct FlowTests {
                 .init(value: try events[1].jsonBytes()), .init(value: Array(#"{"event_type": 3}"#.utf8)),
                 .init(value: try events[2].jsonBytes()),
             ], to: partition)
-        let (consumer, _) = try kafka.makeConsumer(.init(bootstrapServers: "in-memory:9092", groupID: "g"))
+        let (logger, logs) = recordingLogger()
+        let (consumer, _) = try kafka.makeConsumer(.init(bootstrapServers: "in-memory:9092", groupID: "g"), logger: logger)
         var delivered: [WorkflowEventMessage] = []
         for try await message in consumer.messages(topics: ["t"], idleTimeout: .milliseconds(50)) { delivered.append(message) }
         #expect(delivered.map(\.offset) == [0, 3, 5])
@@ -174,6 +182,11 @@ struct FlowTests {
         let statistics = await consumer.statistics
         #expect(statistics.invalidEvents == 2)
         #expect(statistics.tombstones == 1)
+        // Each invalid event is logged with where it was and why.
+        let skipped = logs.entries.filter { $0.message.description == "skipped an invalid event" }
+        #expect(skipped.map { $0.metadata["kafka.offset"]?.description } == ["1", "4"], "\(skipped)")
+        #expect(skipped.first?.metadata["kafka.topic"] == "t")
+        #expect(skipped.first?.metadata["reason"]?.description.contains("expected") == true, "\(skipped)")
         await consumer.close()
         #expect(kafka.committed(group: "g") == [partition: 6])
     }
@@ -218,5 +231,32 @@ struct FlowTests {
         #expect(statistics.handlerRetries == 3)
         await consumer.close()
         #expect(fixture.committed == [fixture.partition(0): 10])
+    }
+
+    @Test("serve: a CancellationError from a handler whose task is not cancelled is retried under the policy, and serving goes on")
+    func serveCancellationError() async throws {
+        let fixture = Fixture(partitions: 1, events: 30)
+        let (consumer, _) = try fixture.consumer(retryPolicy: .init(attempts: 2, initialBackoff: .milliseconds(1)))
+        let calls = Mutex(0)
+        let seen = Mutex(Set<UUID>())
+        let served = try await consumer.serve(topics: [fixture.topic]) { event in
+            let distinct = seen.withLock { seen in
+                seen.insert(event.eventID)
+                return seen.count
+            }
+            if distinct == 30 { consumer.stopServing() }
+            let call = calls.withLock { calls in
+                calls += 1
+                return calls
+            }
+            if call % 7 == 0 { throw CancellationError() }
+        }
+        let statistics = await consumer.statistics
+        #expect(await !consumer.isClosed, "the handler's CancellationError closed the consumer")
+        await consumer.close()
+        #expect(served == 30, "served \(served) of 30; the handler was called \(calls.withLock { $0 }) times")
+        // Each CancellationError was retried once (a second throw only when the retry is itself a 7th call).
+        #expect(statistics.handlerRetries >= 4, "\(statistics)")
+        #expect(fixture.committed == [fixture.partition(0): 30], "committed \(fixture.committed)")
     }
 }

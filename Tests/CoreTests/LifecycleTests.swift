@@ -86,6 +86,26 @@ struct LifecycleTests {
             #expect(error.code == .clientClosed)
             #expect("\(error)".contains("subscribe"), "the error says: \(error)")
         }
+        let partition = fixture.partition(0)
+        let calls: [(String, @Sendable () async throws -> Void)] = [
+            ("poll", { _ = try await consumer.poll() }),
+            ("commit", { try await consumer.commit() }),
+            ("seek", { try await consumer.seek(partition, to: 0) }),
+            ("position", { _ = try await consumer.position(partition) }),
+            ("pause", { try await consumer.pause([partition]) }),
+        ]
+        for (name, call) in calls {
+            do {
+                try await call()
+                Issue.record("\(name) after close did not throw")
+            } catch let error as WorkflowEventsError {
+                #expect(error.code == .clientClosed, "\(name): \(error)")
+                #expect(error.message.contains("closed"), "\(name): \(error)")
+            }
+        }
+        // A stream asked for after close ends at once.
+        var iterator = consumer.events(topics: [fixture.topic]).makeAsyncIterator()
+        #expect(try await iterator.next() == nil)
     }
 
     @Test("an idle timeout ends a stream once the member has caught up, not before")

@@ -85,6 +85,8 @@ struct ProcessTests {
                 }
                 if number % 7 == 0 { throw CancellationError() }
             })
+        let statistics = await consumer.statistics
+        #expect(statistics.handlerFailures == 4, "\(statistics)")
         #expect(fixture.committed == [fixture.partition(0): 30], "committed \(fixture.committed)")
     }
 

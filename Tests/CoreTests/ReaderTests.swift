@@ -99,9 +99,12 @@ struct ReaderTests {
             }
             if number % 7 == 0 { throw CancellationError() }
         }
+        let statistics = await consumer.statistics
+        #expect(await !consumer.isClosed, "the callback's CancellationError closed the consumer")
         await consumer.close()
         #expect(seen.withLock { $0 } == 30, "the callback saw \(seen.withLock { $0 }) of 30 events")
         #expect(count == 30)
+        #expect(statistics.handlerFailures == 4, "\(statistics)")
         // Skipped under the policy (no retries, no dead-letter topic): every offset moves on.
         #expect(fixture.committed == [fixture.partition(0): 30])
     }
@@ -142,6 +145,10 @@ struct ReaderTests {
         var records: [ConsumerRecord] = []
         while records.count < 20 {
             let polled = try await consumer.poll(timeout: .milliseconds(200))
+            for (partition, list) in polled {
+                #expect(list.allSatisfy { $0.topicPartition == partition }, "\(partition): \(list.map(\.topicPartition))")
+                #expect(list.map(\.offset) == list.map(\.offset).sorted(), "\(partition): \(list.map(\.offset))")
+            }
             records += polled.values.flatMap { $0 }
         }
         #expect(Set(records.map { "\($0.partition):\($0.offset)" }).count == 20)

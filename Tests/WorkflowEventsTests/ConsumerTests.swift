@@ -80,31 +80,6 @@ struct ConsumerTests {
         await consumer.close()
     }
 
-    @Test("poll returns records grouped by partition, at most maxPollRecords at a time")
-    func pollBatches() async throws {
-        let fixture = try await makeFixture(partitions: 3, events: 120)
-        defer { fixture.cluster.shutdown() }
-        var configuration = groupConfiguration(fixture.cluster, group: "poll")
-        configuration.maxPollRecords = 25
-        let consumer = try WorkflowEventConsumer(configuration: configuration)
-        try await consumer.subscribe([fixture.topic])
-        var all: [ConsumerRecord] = []
-        try await waitUntil("120 records") {
-            let batch = try await consumer.poll(timeout: .milliseconds(500))
-            let records = batch.values.flatMap { $0 }
-            #expect(records.count <= 25)
-            for (partition, list) in batch {
-                #expect(list.allSatisfy { $0.topicPartition == partition })
-                #expect(list.map(\.offset) == list.map(\.offset).sorted())
-            }
-            all += records
-            return all.count >= 120
-        }
-        #expect(all.count == 120)
-        #expect(Set(try all.map { try $0.event().eventID }) == Set(fixture.events.map(\.eventID)))
-        await consumer.close()
-    }
-
     @Test("seek makes the given offset the next one read, and position reports it")
     func seekAndPosition() async throws {
         let fixture = try await makeFixture(partitions: 1, events: 200)
@@ -168,24 +143,6 @@ struct ConsumerTests {
             let next = try await collect(consumer.messages(topics: [fixture.topic]), count: 3)
             #expect(next.map(\.offset) == [12, 13, 14])
         }
-    }
-
-    @Test("concurrent subscribes to the same topics assign once: positions are not reset")
-    func concurrentSubscribes() async throws {
-        let fixture = try await makeFixture(partitions: 4, events: 40)
-        defer { fixture.cluster.shutdown() }
-        let (logger, logs) = recordingLogger()
-        let consumer = try WorkflowEventConsumer(
-            configuration: .init(bootstrapServers: fixture.cluster.bootstrapServers), logger: logger)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for _ in 0..<5 { group.addTask { try await consumer.subscribe([fixture.topic]) } }
-            try await group.waitForAll()
-        }
-        #expect(logs.entries.filter { $0.message.description == "subscribed" }.count == 1)
-        // Each event once: a second assignment would have started the partitions over.
-        let read = try await collect(consumer.messages(topics: [fixture.topic]), count: 40)
-        #expect(Set(read.map(\.event.eventID)).count == 40)
-        await consumer.close()
     }
 
     @Test("auto-commit stores an event's offset only after the loop body returned")
@@ -263,84 +220,6 @@ struct ConsumerTests {
         await b.close()
     }
 
-    @Test("cancelled inside the loop body: the event in hand is not committed, even when the body goes on to return, and the consumer closes")
-    func cancellationInLoopBody() async throws {
-        let fixture = try await makeFixture(partitions: 1, events: 10)
-        defer { fixture.cluster.shutdown() }
-        let configuration = groupConfiguration(fixture.cluster, group: "cancel-in-body")
-        let consumer = try WorkflowEventConsumer(configuration: configuration)
-        let (reached, signal) = AsyncStream.makeStream(of: Int64.self)
-        let task = Task {
-            for try await message in consumer.messages(topics: [fixture.topic]) {
-                if message.offset == 2 {
-                    signal.yield(message.offset)
-                    // Handling takes long; the task is cancelled meanwhile, and the body
-                    // returns. The stream cannot tell that from a body that threw.
-                    try? await Task.sleep(for: .seconds(60))
-                }
-            }
-        }
-        var iterator = reached.makeAsyncIterator()
-        #expect(await iterator.next() == 2)
-        task.cancel()
-        _ = await task.result
-        try await waitUntil("the consumer closed", timeout: .seconds(10)) { await consumer.isClosed }
-        try await withWorkflowEventConsumer(configuration: configuration) { next in
-            let partition = TopicPartition(topic: fixture.topic, partition: 0)
-            try await next.subscribe([fixture.topic])
-            #expect(try await next.committed([partition]) == [partition: 2])
-            let resumed = try await collect(next.messages(topics: [fixture.topic]), count: 1)
-            #expect(resumed.first?.offset == 2)
-        }
-    }
-
-    @Test("without a group every partition is read, and commit says a group is needed")
-    func noGroup() async throws {
-        let fixture = try await makeFixture(partitions: 3, events: 45)
-        defer { fixture.cluster.shutdown() }
-        let consumer = try WorkflowEventConsumer(bootstrapServers: fixture.cluster.bootstrapServers)
-        let received = try await collect(consumer.messages(topics: [fixture.topic]), count: 45)
-        #expect(Set(received.map(\.partition)) == [0, 1, 2])
-        #expect(await consumer.assignment.count == 3)
-        do {
-            try await consumer.commit()
-            Issue.record("commit without a group succeeded")
-        } catch let error as WorkflowEventsError {
-            #expect(error.code == .groupRequired)
-            #expect(error.message.contains("groupID"))
-        }
-        await consumer.close()
-    }
-
-    @Test("a closed consumer throws a clear error, and close is idempotent")
-    func closedConsumer() async throws {
-        let fixture = try await makeFixture(partitions: 1, events: 1)
-        defer { fixture.cluster.shutdown() }
-        let consumer = try WorkflowEventConsumer(bootstrapServers: fixture.cluster.bootstrapServers, groupID: "closed")
-        await consumer.close()
-        await consumer.close()
-        #expect(await consumer.isClosed)
-        let partition = TopicPartition(topic: fixture.topic, partition: 0)
-        let calls: [@Sendable () async throws -> Void] = [
-            { try await consumer.subscribe([fixture.topic]) },
-            { _ = try await consumer.poll() },
-            { try await consumer.commit() },
-            { try await consumer.seek(partition, to: 0) },
-            { _ = try await consumer.position(partition) },
-        ]
-        for call in calls {
-            do {
-                try await call()
-                Issue.record("a call on a closed consumer succeeded")
-            } catch let error as WorkflowEventsError {
-                #expect(error.code == .clientClosed)
-                #expect(error.message.contains("closed"))
-            }
-        }
-        var iterator = consumer.events(topics: [fixture.topic]).makeAsyncIterator()
-        #expect(try await iterator.next() == nil)
-    }
-
     @Test("an unreachable bootstrap server is a thrown KafkaError within the connection timeout")
     func unreachableBroker() async throws {
         let consumer = try WorkflowEventConsumer(
@@ -395,82 +274,6 @@ struct ConsumerTests {
         }
         let consumer = try #require(holder.get())
         #expect(await consumer.isClosed)
-    }
-
-    @Test("invalid events and tombstones are skipped, logged with their offset, and the valid ones delivered in order")
-    func invalidSkipped() async throws {
-        let cluster = try MockKafkaCluster()
-        defer { cluster.shutdown() }
-        try cluster.createTopic("mixed", partitions: 1)
-        let events = SampleEvents.make(count: 4)
-        var values: [[UInt8]?] = []
-        for event in events {
-            values.append(try event.jsonBytes())
-            values.append(Array("{not json".utf8))
-        }
-        values.insert(nil, at: 3)
-        try await produceRecords(values, to: "mixed", on: cluster)
-        let (logger, logs) = recordingLogger()
-        let consumer = try WorkflowEventConsumer(
-            configuration: groupConfiguration(cluster, group: "mixed"), logger: logger)
-        let received = try await collect(consumer.messages(topics: ["mixed"]), count: 4)
-        #expect(received.map(\.event) == events)
-        let statistics = await consumer.statistics
-        // The last invalid message comes after the fourth event: not read yet.
-        #expect(statistics.invalidEvents == 3)
-        #expect(statistics.tombstones == 1)
-        let skipped = logs.entries.filter { $0.message.description == "skipped an invalid event" }
-        #expect(skipped.count == 3)
-        #expect(skipped.first?.metadata["kafka.offset"] == "1")
-        #expect(skipped.first?.metadata["kafka.topic"] == "mixed")
-        #expect(skipped.first?.metadata["reason"]?.description.contains("expected") == true)
-        await consumer.close()
-    }
-
-    @Test("a slow loop body does not make the consumer buffer more than one fetch batch (beside the one read ahead)")
-    func backPressure() async throws {
-        let fixture = try await makeFixture(partitions: 1, events: 3000)
-        defer { fixture.cluster.shutdown() }
-        var configuration = WorkflowEventConsumer.Configuration(bootstrapServers: fixture.cluster.bootstrapServers)
-        configuration.fetchBatchSize = 100
-        let consumer = try WorkflowEventConsumer(configuration: configuration)
-        var count = 0
-        for try await _ in consumer.events(topics: [fixture.topic]) {
-            count += 1
-            let buffered = await consumer.statistics.bufferedMessages
-            #expect(buffered < 100)
-            if count == 250 { break }
-            if count % 50 == 0 { try await Task.sleep(for: .milliseconds(20)) }
-        }
-        #expect(count == 250)
-        // The event in hand at the break (offset 249) is read again.
-        #expect(try await consumer.position(TopicPartition(topic: fixture.topic, partition: 0)) == 249)
-        await consumer.close()
-    }
-
-    @Test("cancelling a tight loop closes the consumer, wherever the cancellation lands (50 times)")
-    func cancellationAnywhereCloses() async throws {
-        let fixture = try await makeFixture(partitions: 4, events: 5_000)
-        defer { fixture.cluster.shutdown() }
-        for round in 0..<50 {
-            let consumer = try WorkflowEventConsumer(
-                configuration: .init(bootstrapServers: fixture.cluster.bootstrapServers))
-            // An empty loop body: the task spends its time inside the stream, where the
-            // cancellation can land before, during or just after an event is returned.
-            let reading = Task {
-                var count = 0
-                for try await _ in consumer.events(topics: [fixture.topic]) { count += 1 }
-                return count
-            }
-            try await waitUntil("round \(round): events flow", timeout: .seconds(10)) {
-                await consumer.statistics.eventsDelivered >= 100 + round * 50
-            }
-            reading.cancel()
-            _ = await reading.result
-            try await waitUntil("round \(round): the cancelled consumer closed", timeout: .seconds(5)) {
-                await consumer.isClosed
-            }
-        }
     }
 
     @Test("a reader slower than librdkafka's fetcher, with small prefetch limits, reads every event in order")

@@ -1,4 +1,6 @@
 import Foundation
+import InMemoryLogging
+import Logging
 import Synchronization
 import Testing
 import WorkflowEventsTesting
@@ -77,4 +79,11 @@ func untilCancelled() async throws {
         continuation.finish()
     }
     throw CancellationError()
+}
+
+/// A logger whose entries the test can read.
+func recordingLogger() -> (Logger, InMemoryLogHandler) {
+    var handler = InMemoryLogHandler()
+    handler.logLevel = .debug
+    return (Logger(label: "in-memory", factory: { _ in handler }), handler)
 }

@@ -110,10 +110,11 @@ final class InMemoryKafka: Sendable {
 
     /// A consumer of this cluster, made the way `WorkflowEventConsumer` makes its client.
     func makeConsumer(
-        _ configuration: WorkflowEventConsumer.Configuration, protocol rebalanceProtocol: InMemoryConsumerClient.RebalanceProtocol = .eager
+        _ configuration: WorkflowEventConsumer.Configuration, protocol rebalanceProtocol: InMemoryConsumerClient.RebalanceProtocol = .eager,
+        logger: Logger = Logger(label: "in-memory")
     ) throws -> (WorkflowEventConsumer, InMemoryConsumerClient) {
         let made = Mutex<InMemoryConsumerClient?>(nil)
-        let consumer = try WorkflowEventConsumer(configuration: configuration, logger: .init(label: "in-memory")) { context in
+        let consumer = try WorkflowEventConsumer(configuration: configuration, logger: logger) { context in
             let client = InMemoryConsumerClient(
                 kafka: self, context: context, configuration: configuration, rebalanceProtocol: rebalanceProtocol)
             made.withLock { $0 = client }
