@@ -175,66 +175,6 @@ struct OffsetGuaranteeTests {
         try await waitUntil("the consumer closed", timeout: .seconds(10)) { await consumer.isClosed }
     }
 
-    @Test("a loop body that throws leaves its event uncommitted and unstored; the next read gives it again")
-    func throwingBodyLeavesEventUncommitted() async throws {
-        struct HandlingFailed: Error {}
-        let fixture = try await makeFixture(partitions: 1, events: 5)
-        defer { fixture.cluster.shutdown() }
-        let configuration = groupConfiguration(fixture.cluster, group: "throwing-body", autoCommit: false)
-        let partition = TopicPartition(topic: fixture.topic, partition: 0)
-        try await withWorkflowEventConsumer(configuration: configuration) { consumer in
-            await #expect(throws: HandlingFailed.self) {
-                for try await message in consumer.messages(topics: [fixture.topic]) where message.offset == 2 {
-                    throw HandlingFailed()
-                }
-            }
-            try await consumer.commit()
-            #expect(try await consumer.committed([partition]) == [partition: 2])
-            let again = try await collect(consumer.messages(topics: [fixture.topic]), count: 1)
-            #expect(again.map(\.offset) == [2])
-        }
-    }
-
-    @Test("a loop left with break: commit() does not store the event in hand, and the next loop starts with it")
-    func breakLeavesEventInHandUnstored() async throws {
-        let fixture = try await makeFixture(partitions: 1, events: 5)
-        defer { fixture.cluster.shutdown() }
-        let configuration = groupConfiguration(fixture.cluster, group: "break", autoCommit: false)
-        let partition = TopicPartition(topic: fixture.topic, partition: 0)
-        try await withWorkflowEventConsumer(configuration: configuration) { consumer in
-            for try await message in consumer.messages(topics: [fixture.topic]) where message.offset == 2 { break }
-            try await consumer.commit()
-            #expect(try await consumer.committed([partition]) == [partition: 2])
-            let again = try await collect(consumer.messages(topics: [fixture.topic]), count: 3)
-            #expect(again.map(\.offset) == [2, 3, 4])
-        }
-    }
-
-    @Test("a second reader while one holds an event is refused with a clear error")
-    func secondReaderRefused() async throws {
-        let fixture = try await makeFixture(partitions: 1, events: 10)
-        defer { fixture.cluster.shutdown() }
-        let configuration = groupConfiguration(fixture.cluster, group: "two-readers", autoCommit: false)
-        let partition = TopicPartition(topic: fixture.topic, partition: 0)
-        try await withWorkflowEventConsumer(configuration: configuration) { consumer in
-            var first = consumer.messages(topics: [fixture.topic]).makeAsyncIterator()
-            #expect(try await first.next()?.offset == 0)
-            #expect(try await first.next()?.offset == 1)
-            var second = consumer.messages(topics: [fixture.topic]).makeAsyncIterator()
-            let refused = await #expect(throws: WorkflowEventsError.self) { _ = try await second.next() }
-            #expect(refused?.code == .readerBusy)
-            #expect(refused?.message.contains("another reader") == true)
-            await #expect(throws: WorkflowEventsError.self) {
-                try await consumer.consumeEvents(topics: [fixture.topic], timeout: .seconds(1)) { _ in }
-            }
-            await #expect(throws: WorkflowEventsError.self) { _ = try await consumer.poll(timeout: .milliseconds(10)) }
-            // The first reader goes on, and a commit covers what it finished and the event in hand.
-            #expect(try await first.next()?.offset == 2)
-            try await consumer.commit()
-            #expect(try await consumer.committed([partition]) == [partition: 3])
-        }
-    }
-
     @Test("process after subscribe: every event handled, committed offsets exactly at the end")
     func processAfterSubscribe() async throws {
         let fixture = try await makeFixture(partitions: 3, events: 0)
@@ -269,36 +209,6 @@ struct OffsetGuaranteeTests {
             try await check.committed(Array(expected.keys))
         }
         #expect(committed == expected)
-    }
-
-    @Test("process takes over what an earlier stream buffered, and refuses while partitions are paused by pause(_:)")
-    func processAfterStream() async throws {
-        let fixture = try await makeFixture(partitions: 2, events: 200)
-        defer { fixture.cluster.shutdown() }
-        let configuration = WorkflowEventConsumer.Configuration(bootstrapServers: fixture.cluster.bootstrapServers)
-        let consumer = try WorkflowEventConsumer(configuration: configuration)
-        var seen: Set<UUID> = []
-        for try await event in consumer.events(topics: [fixture.topic]) {
-            seen.insert(event.eventID)
-            if seen.count == 10 { break }
-        }
-        let paused = TopicPartition(topic: fixture.topic, partition: 0)
-        try await consumer.pause([paused])
-        let refused = await #expect(throws: WorkflowEventsError.self) {
-            try await consumer.process(topics: [fixture.topic]) { _ in }
-        }
-        #expect(refused?.message.contains("paused") == true)
-        try await consumer.resume([paused])
-        let handled = Seen<UUID>()
-        let processing = Task {
-            try await consumer.process(topics: [fixture.topic], maxConcurrency: 4) { event in handled.insert(event.eventID) }
-        }
-        // The event in hand at the break was not finished: process handles it again.
-        try await waitUntil("the rest handled", timeout: .seconds(30)) { handled.count >= 191 }
-        processing.cancel()
-        try await processing.value
-        #expect(seen.union(handled.all) == Set(fixture.events.map(\.eventID)))
-        #expect(handled.count == 191)
     }
 
     @Test("a partition process paused at its limit is resumed after a rebalance: every event handled")
@@ -506,52 +416,6 @@ struct OffsetGuaranteeTests {
         await consumer.close()
     }
 
-    @Test("messages held for a paused partition are dropped by a seek: after resume, the partition starts at the seek")
-    func seekDropsHeldMessages() async throws {
-        let topic = "held-seek"
-        let cluster = try await twoPartitionsOfTwenty(topic)
-        defer { cluster.shutdown() }
-        let consumer = try WorkflowEventConsumer(configuration: .init(bootstrapServers: cluster.bootstrapServers))
-        let zero = TopicPartition(topic: topic, partition: 0)
-        let before = try await readThenPause(consumer, topic: topic, paused: [zero])
-        #expect(before.dropFirst().allSatisfy { $0.partition == 1 })
-        #expect(await consumer.statistics.bufferedMessages == 0)
-        try await consumer.seek(zero, to: 15)
-        try await consumer.resume([zero])
-        let resumed = try await collect(consumer.messages(topics: [topic]), count: 5)
-        #expect(resumed.map(\.offset) == [15, 16, 17, 18, 19])
-        #expect(resumed.allSatisfy { $0.partition == 0 })
-        await consumer.close()
-    }
-
-    @Test("messages held for a paused partition are dropped when the partition is revoked")
-    func revokeDropsHeldMessages() async throws {
-        let topic = "held-revoke"
-        let cluster = try await twoPartitionsOfTwenty(topic)
-        defer { cluster.shutdown() }
-        let configuration = groupConfiguration(cluster, group: "held-revoke", autoCommit: false)
-        let consumer = try WorkflowEventConsumer(configuration: configuration)
-        try await consumer.subscribe([topic])
-        try await waitUntil("both partitions assigned", timeout: .seconds(30)) { await consumer.assignment.count == 2 }
-        let both = [TopicPartition(topic: topic, partition: 0), TopicPartition(topic: topic, partition: 1)]
-        let before = try await readThenPause(consumer, topic: topic, paused: both)
-        #expect(before.count == 1)
-        let second = try WorkflowEventConsumer(configuration: configuration)
-        try await second.subscribe([topic])
-        try await waitUntil("the group split", timeout: .seconds(30)) {
-            let mine = await consumer.assignment
-            let theirs = await second.assignment
-            return mine.count == 1 && !theirs.isEmpty
-        }
-        let owned = await consumer.assignment
-        try await consumer.resume(both)
-        let delivered = try await collect(consumer.messages(topics: [topic], idleTimeout: .seconds(3)), count: 40)
-        #expect(!delivered.isEmpty)
-        #expect(delivered.allSatisfy { owned.contains(TopicPartition(topic: topic, partition: $0.partition)) })
-        await second.close()
-        await consumer.close()
-    }
-
     @Test("a consumer released without close, holding messages of a paused partition, destroys its handle")
     func releasedConsumerDestroysHeldMessages() async throws {
         let fixture = try await makeFixture(partitions: 2, events: 200)
@@ -596,36 +460,6 @@ struct OffsetGuaranteeTests {
         let pending = producer.client.deliveries.pendingCount
         #expect(pending == 0)
         await producer.close()
-    }
-
-    @Test("serve after stopServing serves again")
-    func serveAgainAfterStop() async throws {
-        let fixture = try await makeFixture(partitions: 1, events: 10)
-        defer { fixture.cluster.shutdown() }
-        let consumer = try WorkflowEventConsumer(configuration: .init(bootstrapServers: fixture.cluster.bootstrapServers))
-        let firstRun = try await consumer.serve(topics: [fixture.topic]) { _ in consumer.stopServing() }
-        #expect(firstRun == 1)
-        let counter = Atomic<Int>(0)
-        let secondRun = try await consumer.serve(topics: [fixture.topic]) { _ in
-            if counter.add(1, ordering: .relaxed).newValue == 9 { consumer.stopServing() }
-        }
-        #expect(secondRun == 9)
-        await consumer.close()
-    }
-
-    @Test("a rebalance event stream made after close finishes at once")
-    func rebalanceStreamAfterClose() async throws {
-        let fixture = try await makeFixture(partitions: 1, events: 0)
-        defer { fixture.cluster.shutdown() }
-        let consumer = try WorkflowEventConsumer(configuration: groupConfiguration(fixture.cluster, group: "closed-events"))
-        await consumer.close()
-        let finished = Atomic<Bool>(false)
-        let task = Task {
-            for await _ in consumer.rebalanceEvents() {}
-            finished.store(true, ordering: .releasing)
-        }
-        try await waitUntil("the stream finished", timeout: .seconds(5)) { finished.load(ordering: .acquiring) }
-        _ = await task.value
     }
 
     @Test("a standby member that owns no partition in a stable group is ready")

@@ -416,12 +416,14 @@ final class InMemoryConsumerClient: ConsumerClient, Sendable {
             let result = client.state.withLock { state -> [TopicPartition] in
                 guard paused else {
                     state.paused.subtract(partitions)
-                    // A resumed partition is fetched again from the position.
-                    for partition in partitions { state.fetchPositions[partition] = state.positions[partition] ?? state.fetchPositions[partition] }
                     return []
                 }
                 let known = partitions.filter { state.assigned.contains($0) }
                 state.paused.formUnion(known)
+                // As librdkafka 2.0.2: a paused partition drops what was fetched past the
+                // last message handed out, and is fetched again from there when resumed
+                // (unless a seek since has made that position unknown).
+                for partition in known { state.fetchPositions[partition] = state.positions[partition] ?? state.fetchPositions[partition] }
                 return known
             }
             client.notify()
@@ -611,6 +613,8 @@ final class InMemoryConsumerClient: ConsumerClient, Sendable {
                 let known = state.withLock { state -> Bool in
                     guard state.assigned.contains(partition) else { return false }
                     state.fetchPositions[partition] = offset == RDKafkaOffset.beginning ? 0 : offset == RDKafkaOffset.end ? end : offset
+                    // As librdkafka: a seek is like a new assignment, the last position is forgotten.
+                    state.positions[partition] = nil
                     return true
                 }
                 if known {
