@@ -110,6 +110,7 @@ struct PositionTests {
             seen.append(message)
             if seen.count == 10 {
                 try await consumer.pause([paused])
+                #expect(await consumer.pausedPartitions == [paused])
             }
             if seen.count > 10 && !resumed {
                 // After the pause only what was already taken of partition 0 may come (the
@@ -119,6 +120,7 @@ struct PositionTests {
             if seen.count == 60 {
                 #expect(client.paused.contains(paused))
                 try await consumer.resume([paused])
+                #expect(await consumer.pausedPartitions.isEmpty)
                 resumed = true
             }
             if seen.count == 200 { break }

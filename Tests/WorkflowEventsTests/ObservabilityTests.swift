@@ -175,33 +175,6 @@ struct ObservabilityTests {
         }
     }
 
-    @Test("pause holds a partition's events back while the others flow; resume delivers them in order")
-    func pauseAndResume() async throws {
-        let cluster = try MockKafkaCluster()
-        defer { cluster.shutdown() }
-        try cluster.createTopic("paused", partitions: 2)
-        let zero = SampleEvents.make(count: 20, seed: 1)
-        let one = SampleEvents.make(count: 20, seed: 2)
-        try await produceRecords(try zero.map { try $0.jsonBytes() }, to: "paused", partition: 0, on: cluster)
-        try await produceRecords(try one.map { try $0.jsonBytes() }, to: "paused", partition: 1, on: cluster)
-        let consumer = try WorkflowEventConsumer(configuration: .init(bootstrapServers: cluster.bootstrapServers))
-        try await consumer.subscribe(["paused"])
-        let partitionZero = TopicPartition(topic: "paused", partition: 0)
-        try await consumer.pause([partitionZero])
-        #expect(await consumer.pausedPartitions == [partitionZero])
-        let stream = consumer.messages(topics: ["paused"])
-        var iterator = stream.makeAsyncIterator()
-        var received: [WorkflowEventMessage] = []
-        while received.count < 20, let message = try await iterator.next() { received.append(message) }
-        #expect(received.allSatisfy { $0.partition == 1 }, "a paused partition's event was delivered")
-        #expect(received.map(\.event) == one)
-        try await consumer.resume([partitionZero])
-        var resumed: [WorkflowEventMessage] = []
-        while resumed.count < 20, let message = try await iterator.next() { resumed.append(message) }
-        #expect(resumed.map(\.event) == zero)
-        await consumer.close()
-    }
-
     @Test("tracing: the handler's span continues the producer's trace, named after the event type, with messaging attributes")
     func tracing() async throws {
         let tracer = Observed.tracer

@@ -5,106 +5,8 @@ import Testing
 import WorkflowEvents
 import WorkflowEventsTesting
 
-/// What the handlers saw: per workflow the steps in handling order, and the most handlers
-/// that ran at once.
-final class HandlingLog: Sendable {
-    private let state = Mutex<(steps: [String: [Int]], running: Int, peak: Int, total: Int)>(([:], 0, 0, 0))
-
-    func begin() {
-        state.withLock { state in
-            state.running += 1
-            state.peak = max(state.peak, state.running)
-        }
-    }
-
-    func end(_ event: WorkflowEvent) {
-        state.withLock { state in
-            state.running -= 1
-            state.steps[event.workflowID, default: []].append(event.metadata["step"].flatMap { Int($0) } ?? -1)
-            state.total += 1
-        }
-    }
-
-    var steps: [String: [Int]] { state.withLock { $0.steps } }
-    var peak: Int { state.withLock { $0.peak } }
-    var total: Int { state.withLock { $0.total } }
-}
-
-/// Runs `process` until `count` events were handled, then cancels it. The timeout bounds a
-/// hang, not a speed: alone these runs take 6 to 11 s, within the whole suite on 2 cores up
-/// to a minute.
-func processUntil(
-    _ consumer: WorkflowEventConsumer, topic: String, count: Int, maxConcurrency: Int,
-    limits: WorkflowEventConsumer.ProcessingLimits = .init(), log: HandlingLog, timeout: Duration = .seconds(180),
-    handler: @escaping @Sendable (WorkflowEvent) async throws -> Void
-) async throws {
-    let task = Task {
-        try await consumer.process(topics: [topic], maxConcurrency: maxConcurrency, limits: limits) { event in
-            log.begin()
-            defer { log.end(event) }
-            try await handler(event)
-        }
-    }
-    defer { task.cancel() }
-    try await waitUntil("\(count) events handled", timeout: timeout) { log.total >= count }
-    task.cancel()
-    try await task.value
-}
-
 @Suite("Ordered concurrent processing")
 struct OrderedProcessingTests {
-    @Test("64 workflows × 200 events, 16 at once: each workflow in order, none twice, none missing, and at least 10 handlers ran together")
-    func orderedConcurrency() async throws {
-        let fixture = try await makeFixture(partitions: 6)
-        defer { fixture.cluster.shutdown() }
-        let events = workflowEvents(workflows: 64, perWorkflow: 200)
-        _ = try await produce(events, to: fixture.topic, on: fixture.cluster)
-        let log = HandlingLog()
-        let consumer = try WorkflowEventConsumer(configuration: groupConfiguration(fixture.cluster, group: "ordered"))
-        try await processUntil(consumer, topic: fixture.topic, count: events.count, maxConcurrency: 16, log: log) { _ in
-            try? await Task.sleep(for: .microseconds(Int64.random(in: 0...5_000)))
-        }
-        #expect(await consumer.isClosed)
-        let steps = log.steps
-        #expect(steps.count == 64)
-        for (workflow, seen) in steps {
-            #expect(seen == Array(0..<200), "\(workflow) handled \(seen.count) events, out of order or repeated")
-        }
-        #expect(log.total == events.count)
-        #expect(log.peak >= 10, "at most \(log.peak) handlers ran at once")
-        // The whole run was committed on the way out.
-        let lag = try await withWorkflowEventConsumer(configuration: groupConfiguration(fixture.cluster, group: "ordered")) {
-            try await $0.lag(topics: [fixture.topic])
-        }
-        #expect(lag.reduce(0) { $0 + $1.lag } == 0, "\(lag)")
-        print("ordered processing: \(events.count) events, peak concurrency \(log.peak)")
-    }
-
-    @Test("a 10 ms handler at concurrency 1 and 16: the same events, each workflow in order")
-    func concurrencyOneAndSixteen() async throws {
-        let fixture = try await makeFixture(partitions: 6)
-        defer { fixture.cluster.shutdown() }
-        let events = workflowEvents(workflows: 32, perWorkflow: 8)
-        _ = try await produce(events, to: fixture.topic, on: fixture.cluster)
-        var elapsed: [Int: Duration] = [:]
-        for concurrency in [1, 16] {
-            let log = HandlingLog()
-            let consumer = try WorkflowEventConsumer(
-                configuration: groupConfiguration(fixture.cluster, group: "concurrency-\(concurrency)"))
-            let started = ContinuousClock.now
-            try await processUntil(consumer, topic: fixture.topic, count: events.count, maxConcurrency: concurrency, log: log) { _ in
-                try await Task.sleep(for: .milliseconds(10))
-            }
-            elapsed[concurrency] = ContinuousClock.now - started
-            #expect(log.total == events.count)
-            #expect(log.peak <= concurrency)
-            for (workflow, seen) in log.steps {
-                #expect(seen == Array(0..<8), "\(workflow) at concurrency \(concurrency): \(seen)")
-            }
-        }
-        print("10 ms handler, \(events.count) events: concurrency 1 took \(elapsed[1]!), concurrency 16 took \(elapsed[16]!)")
-    }
-
     @Test(
         "a revocation while handlers are in flight: the new owner starts exactly after the finished run",
         arguments: [(BrokerImplementation.mock202, "cooperative-sticky"), (.mock216, "cooperative-sticky")])
@@ -175,28 +77,4 @@ struct OrderedProcessingTests {
         )
     }
 
-    @Test("with 100,000 events waiting, the events taken but not finished stay within the limit")
-    func boundedInFlight() async throws {
-        let fixture = try await makeFixture(partitions: 64)
-        defer { fixture.cluster.shutdown() }
-        let events = workflowEvents(workflows: 500, perWorkflow: 200)
-        _ = try await produce(events, to: fixture.topic, on: fixture.cluster)
-        var configuration = groupConfiguration(fixture.cluster, group: "bounded")
-        configuration.fetchBatchSize = 100
-        let consumer = try WorkflowEventConsumer(configuration: configuration)
-        let limits = WorkflowEventConsumer.ProcessingLimits(maxBufferedEvents: 1_000, maxBufferedEventsPerPartition: 100)
-        let log = HandlingLog()
-        try await processUntil(consumer, topic: fixture.topic, count: 5_000, maxConcurrency: 8, limits: limits, log: log) { _ in
-            try? await Task.sleep(for: .microseconds(500))
-        }
-        let peak = await consumer.statistics.peakEventsInProcessing
-        #expect(peak > 0)
-        // The limit, plus the few fetch batches on their way when the pause takes effect.
-        #expect(peak <= 1_000 + 4 * 100, "held \(peak) events at once")
-        // Each workflow's steps so far are an unbroken prefix, in order.
-        for (workflow, steps) in log.steps {
-            #expect(steps == Array(0..<steps.count), "\(workflow): \(steps.prefix(20))")
-        }
-        print("bounded processing: peak \(peak) events held (limit 1,000, fetch batches of 100)")
-    }
 }
