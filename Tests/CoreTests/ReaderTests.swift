@@ -1,4 +1,6 @@
 import Foundation
+import InMemoryLogging
+import Logging
 import Synchronization
 import Testing
 import WorkflowEventsTesting
@@ -84,6 +86,31 @@ struct ReaderTests {
         #expect(count == 30)
         #expect(handled.withLock { $0 } == 30)
         #expect(fixture.committed == fixture.endOffsets)
+        fixture.expectNoMessageLeaked()
+    }
+
+    @Test("consumeEvents logs and counts a throwing callback, goes on with the next events, and returns after the idle timeout")
+    func throwingCallback() async throws {
+        struct Refused: Error {}
+        let fixture = Fixture(partitions: 2, events: 40)
+        let (logger, logs) = recordingLogger()
+        let (consumer, _) = try fixture.kafka.makeConsumer(fixture.configuration(), logger: logger)
+        var seen: [UUID] = []
+        let started = ContinuousClock.now
+        let handled = try await consumer.consumeEvents(topics: [fixture.topic], timeout: .milliseconds(50)) { event in
+            seen.append(event.eventID)
+            if seen.count % 10 == 0 { throw Refused() }
+        }
+        // Not before the idle timeout has passed with nothing left to read.
+        #expect(ContinuousClock.now - started >= .milliseconds(50))
+        #expect(handled == 40)
+        #expect(Set(seen) == Set(fixture.placement.keys))
+        let statistics = await consumer.statistics
+        #expect(statistics.handlerFailures == 4, "\(statistics)")
+        #expect(statistics.eventsDelivered == 40, "\(statistics)")
+        #expect(logs.entries.filter { $0.message.description.contains("handler failed") }.count == 4)
+        await consumer.close()
+        #expect(fixture.committed == fixture.endOffsets, "committed \(fixture.committed)")
         fixture.expectNoMessageLeaked()
     }
 

@@ -9,16 +9,8 @@ import WorkflowEventsTesting
 
 @Suite("Consumer")
 struct ConsumerTests {
-    @Test("the defaults are the seed guide's, and a default consumer reads from the earliest offset")
-    func defaults() async throws {
-        let configuration = WorkflowEventConsumer.Configuration()
-        #expect(configuration.bootstrapServers == "localhost:9092")
-        #expect(configuration.groupID == nil)
-        #expect(configuration.autoOffsetReset == .earliest)
-        #expect(configuration.enableAutoCommit == true)
-        #expect(configuration.consumerTimeout == .milliseconds(1000))
-        #expect(configuration.maxPollRecords == nil)
-
+    @Test("a consumer with the default settings reads from the earliest offset")
+    func readsFromEarliest() async throws {
         let fixture = try await makeFixture(partitions: 1, events: 5)
         defer { fixture.cluster.shutdown() }
         let consumer = try WorkflowEventConsumer(bootstrapServers: fixture.cluster.bootstrapServers)
@@ -54,30 +46,6 @@ struct ConsumerTests {
         #expect(first.headers.string("event-type") == first.event.eventType.rawValue)
         #expect(first.topic == fixture.topic)
         #expect(first.timestamp != nil)
-    }
-
-    @Test("consumeEvents calls back for each event, logs and counts a throwing callback, and returns after the idle timeout")
-    func callback() async throws {
-        let fixture = try await makeFixture(partitions: 2, events: 40)
-        defer { fixture.cluster.shutdown() }
-        let (logger, logs) = recordingLogger()
-        let consumer = try WorkflowEventConsumer(
-            configuration: groupConfiguration(fixture.cluster, group: "callback"), logger: logger)
-        var seen: [UUID] = []
-        let started = ContinuousClock.now
-        let handled = try await consumer.consumeEvents(topics: [fixture.topic], timeout: .seconds(8)) { event in
-            seen.append(event.eventID)
-            if seen.count % 10 == 0 { throw TimedOut(description: "handler failure \(seen.count)") }
-        }
-        let elapsed = ContinuousClock.now - started
-        #expect(handled == 40)
-        #expect(Set(seen) == Set(fixture.events.map(\.eventID)))
-        let statistics = await consumer.statistics
-        #expect(statistics.handlerFailures == 4)
-        #expect(statistics.eventsDelivered == 40)
-        #expect(logs.entries.filter { $0.message.description.contains("handler failed") }.count == 4)
-        #expect(elapsed >= .seconds(8))
-        await consumer.close()
     }
 
     @Test("seek makes the given offset the next one read, and position reports it")
@@ -121,28 +89,6 @@ struct ConsumerTests {
         #expect(received.map(\.offset) == Array(2..<Int64(counts[0]!)))
         #expect(received.allSatisfy { $0.partition == 0 })
         await consumer.close()
-    }
-
-    @Test("a manual commit is where a new member of the group resumes")
-    func manualCommitResume() async throws {
-        let fixture = try await makeFixture(partitions: 1, events: 30)
-        defer { fixture.cluster.shutdown() }
-        let configuration = groupConfiguration(fixture.cluster, group: "resume", autoCommit: false)
-        let partition = TopicPartition(topic: fixture.topic, partition: 0)
-        try await withWorkflowEventConsumer(configuration: configuration) { consumer in
-            // Committed from the loop body: the event in hand, processed, is included.
-            for try await message in consumer.messages(topics: [fixture.topic]) where message.offset == 9 {
-                try await consumer.commit()
-                break
-            }
-            #expect(try await consumer.committed([partition]) == [partition: 10])
-            try await consumer.commit([partition: 12])
-            #expect(try await consumer.committed([partition]) == [partition: 12])
-        }
-        try await withWorkflowEventConsumer(configuration: configuration) { consumer in
-            let next = try await collect(consumer.messages(topics: [fixture.topic]), count: 3)
-            #expect(next.map(\.offset) == [12, 13, 14])
-        }
     }
 
     @Test("auto-commit stores an event's offset only after the loop body returned")
@@ -245,19 +191,6 @@ struct ConsumerTests {
         #expect(line.contains("threw=KafkaError retriable=true"), "\(line)")
         // The timeout, and the little it takes to hear of it (a busy machine: a second more).
         #expect(seconds >= 1.9 && seconds < 3.5, "subscribe threw after \(seconds) s, against a connection timeout of 2 s")
-    }
-
-    @Test("bad settings are rejected with the property named")
-    func invalidConfiguration() throws {
-        #expect(throws: WorkflowEventsError.self) {
-            try WorkflowEventConsumer(configuration: .init(properties: ["no.such.property": "1"]))
-        }
-        do {
-            _ = try WorkflowEventConsumer(configuration: .init(properties: ["session.timeout.ms": "many"]))
-        } catch let error as WorkflowEventsError {
-            #expect(error.code == .invalidConfiguration)
-            #expect(error.message.contains("session.timeout.ms"))
-        }
     }
 
     @Test("leaving the scope closes the consumer, also when the body throws")
