@@ -12,9 +12,9 @@ enum HandlerOutcome: Sendable {
 }
 
 /// Calls `body` until it succeeds, at most `policy.attempts` times, waiting the policy's
-/// backoff in between; `onRetry` hears of each failure that is retried.
+/// backoff on `clock` in between; `onRetry` hears of each failure that is retried.
 nonisolated(nonsending) func callWithRetries(
-    _ policy: WorkflowEventConsumer.RetryPolicy,
+    _ policy: WorkflowEventConsumer.RetryPolicy, clock: ConsumerClock,
     onRetry: (any Error, Int) async -> Void,
     _ body: () async throws -> Void
 ) async -> HandlerOutcome {
@@ -31,7 +31,7 @@ nonisolated(nonsending) func callWithRetries(
             failures += 1
             guard failures < policy.attempts else { return .failed(error) }
             await onRetry(error, failures)
-            try? await Task.sleep(for: policy.backoff(afterFailure: failures))
+            try? await clock.sleep(for: policy.backoff(afterFailure: failures))
             if Task.isCancelled { return .abandoned }
         }
     }

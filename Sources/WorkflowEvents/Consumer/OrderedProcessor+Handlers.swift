@@ -71,7 +71,7 @@ extension OrderedProcessor {
                     continue
                 }
                 let started = ContinuousClock.now
-                let outcome = await callWithRetries(policy, onRetry: { _, _ in await consumer.count(\.handlerRetries, 1) }) {
+                let outcome = await callWithRetries(policy, clock: consumer.clock, onRetry: { _, _ in await consumer.count(\.handlerRetries, 1) }) {
                     try await WorkflowEventConsumer.withEventSpan(job.message, group: group) { try await handler(job.event) }
                 }
                 metrics.handlerDuration.record(since: started)

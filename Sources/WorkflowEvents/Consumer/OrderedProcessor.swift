@@ -78,7 +78,7 @@ final class OrderedProcessor: @unchecked Sendable {
     var pausedUnseen: Set<TopicPartition> = []
     var draining = false
     var failure: (any Error)?
-    let timers = ProcessingTimers()
+    let timers: ProcessingTimers
     let stopFetching = StopFlag()
     var delivered = 0
 
@@ -87,6 +87,7 @@ final class OrderedProcessor: @unchecked Sendable {
         limits: WorkflowEventConsumer.ProcessingLimits, handler: @escaping @Sendable (WorkflowEvent) async throws -> Void
     ) {
         self.consumer = consumer
+        self.timers = ProcessingTimers(clock: consumer.clock)
         self.client = consumer.client
         self.logger = consumer.logger
         self.maxConcurrency = maxConcurrency

@@ -73,18 +73,21 @@ final class Mailbox: Sendable {
 /// all of them.
 final class ProcessingTimers: Sendable {
     private let deadlines = Mutex<[(at: ContinuousClock.Instant, signal: ProcessingSignal)]>([])
+    private let clock: ConsumerClock
     /// How late a deadline may be served.
     static let resolution = Duration.milliseconds(100)
 
+    init(clock: ConsumerClock) { self.clock = clock }
+
     func schedule(_ signal: ProcessingSignal, after delay: Duration) {
-        deadlines.withLock { $0.append((ContinuousClock.now.advanced(by: delay), signal)) }
+        deadlines.withLock { $0.append((clock.now().advanced(by: delay), signal)) }
     }
 
     /// Posts each signal to `mailbox` once its deadline has come, until the calling task is
     /// cancelled.
     func serve(_ mailbox: Mailbox) async {
         while !Task.isCancelled {
-            let now = ContinuousClock.now
+            let now = clock.now()
             let (due, next) = deadlines.withLock { deadlines in
                 let due = deadlines.filter { $0.at <= now }.map(\.signal)
                 deadlines.removeAll { $0.at <= now }
@@ -92,7 +95,7 @@ final class ProcessingTimers: Sendable {
             }
             for signal in due { mailbox.post(signal) }
             let wait = next.map { min(Self.resolution, $0 - now) } ?? Self.resolution
-            try? await Task.sleep(for: max(.milliseconds(1), wait))
+            try? await clock.sleep(for: max(.milliseconds(1), wait))
         }
     }
 }

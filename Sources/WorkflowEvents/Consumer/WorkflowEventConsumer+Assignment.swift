@@ -72,7 +72,7 @@ extension WorkflowEventConsumer {
         client.trackOffsets { $0.forgetAll() }
         seekPositions = [:]
         subscription = .partitions(kept)
-        subscribedAt = .now
+        subscribedAt = clock.now()
         logger.debug("assigned", metadata: ["kafka.partitions": "\(partitions.sorted().map(\.description).joined(separator: ","))"])
     }
 
@@ -127,9 +127,9 @@ extension WorkflowEventConsumer {
         subscription = nil
         // librdkafka revokes the group's assignment in its rebalance callback, which runs
         // inside a consume call: served here until the assignment is empty.
-        let deadline = ContinuousClock.now.advanced(by: configuration.assignmentTimeout)
-        while !client.assignment.isEmpty, ContinuousClock.now < deadline, machine.isOpen {
-            try await fill(until: min(deadline, ContinuousClock.now.advanced(by: .milliseconds(100))))
+        let deadline = clock.now().advanced(by: configuration.assignmentTimeout)
+        while !client.assignment.isEmpty, clock.now() < deadline, machine.isOpen {
+            try await fill(until: min(deadline, clock.now().advanced(by: .milliseconds(100))))
             buffer.destroyAll()
         }
         buffer.destroyAll()

@@ -42,11 +42,11 @@ extension WorkflowEventConsumer {
         if subscription?.serves(topics) != true {
             try await subscribe(topics)
         }
-        lastRead = .now
+        lastRead = clock.now()
         if configuration.groupID != nil && !buffer.isEmpty && lastRead - lastFetch >= Self.serviceInterval {
             await serviceWhileBusy(pauseAfter: .seconds(Int64.max))
         }
-        var deadline = idle.map { ContinuousClock.now.advanced(by: $0) }
+        var deadline = idle.map { clock.now().advanced(by: $0) }
         var awaitingAssignment = idle != nil && isAwaitingFirstAssignment
         /// When the idle deadline first found this member behind.
         var behindSince: ContinuousClock.Instant?
@@ -55,7 +55,7 @@ extension WorkflowEventConsumer {
         while true {
             if let error = client.takeErrorToThrow() { throw error }
             if let gathering = batch.gathering, !buffer.isEmpty, buffer.count < gathering.count {
-                let now = ContinuousClock.now
+                let now = clock.now()
                 let until = gatheredBy ?? now.advanced(by: gathering.wait)
                 gatheredBy = until
                 if now < until, machine.isOpen, !Task.isCancelled, stop?.isSet != true {
@@ -66,9 +66,9 @@ extension WorkflowEventConsumer {
             if try await triage(into: batch) { return true }
             if awaitingAssignment, !isAwaitingFirstAssignment, let idle {
                 awaitingAssignment = false
-                deadline = ContinuousClock.now.advanced(by: idle)
+                deadline = clock.now().advanced(by: idle)
             }
-            if !awaitingAssignment, let idle, let reached = deadline, ContinuousClock.now >= reached {
+            if !awaitingAssignment, let idle, let reached = deadline, clock.now() >= reached {
                 // Idle only once caught up: while the partitions hold events this member has
                 // not read (or their end is not known yet), the clock does not count. A batch
                 // read ahead has moved librdkafka's position: it is read first.
@@ -76,7 +76,7 @@ extension WorkflowEventConsumer {
                 if !buffer.isEmpty { continue }
                 let backlog = await backlog()
                 if backlog.isCaughtUp { return false }
-                let now = ContinuousClock.now
+                let now = clock.now()
                 let behind = behindSince ?? now
                 behindSince = behind
                 if now - behind >= configuration.behindTimeout {

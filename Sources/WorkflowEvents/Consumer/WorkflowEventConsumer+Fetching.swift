@@ -31,11 +31,11 @@ extension WorkflowEventConsumer {
         if machine.liftKeepAlivePause() {
             client.setPaused(false, client.assignment.subtracting(userPaused).sorted())
         }
-        lastFetch = .now
+        lastFetch = clock.now()
         if batch.isEmpty { batch = await client.fetchAvailable(maximum: maximum) }
         if batch.isEmpty {
             var wait = Duration.seconds(1)
-            if let deadline { wait = min(wait, max(.zero, deadline - ContinuousClock.now)) }
+            if let deadline { wait = min(wait, max(.zero, deadline - clock.now())) }
             let client = self.client
             batch = await withTaskCancellationHandler {
                 await client.fetch(timeout: wait, maximum: maximum)
@@ -74,7 +74,7 @@ extension WorkflowEventConsumer {
     /// Lets go of the fetch path (leaving a batch being read ahead, if given) and resumes
     /// the callers waiting for it.
     func releaseFetchPath(readingAhead pending: Task<[FetchedMessage], Never>? = nil) {
-        lastFetch = .now
+        lastFetch = clock.now()
         for waiter in machine.releaseFetchPath(readingAhead: pending) { waiter.resume() }
     }
 
@@ -96,9 +96,10 @@ extension WorkflowEventConsumer {
     /// The next read resumes fetching where it stopped.
     func startKeepAlive() {
         let pauseAfter = Self.maxPollInterval(configuration.properties) / 2
+        let clock = self.clock
         keepAlive = Task { [weak self] in
             while !Task.isCancelled {
-                try? await Task.sleep(for: Self.serviceInterval)
+                try? await clock.sleep(for: Self.serviceInterval)
                 guard let self else { return }
                 await self.serviceWhileBusy(pauseAfter: pauseAfter)
             }
@@ -122,7 +123,7 @@ extension WorkflowEventConsumer {
         // A batch taken ahead came from librdkafka before anything taken now.
         await absorbReadAhead()
         guard machine.isOpen, !machine.isFetchPathOwned else { return }
-        let now = ContinuousClock.now
+        let now = clock.now()
         // A reader that took an event from its batch since the last look is not busy.
         if let handedOut = reading.batch?.progress.handedOut, handedOut != lastHandedOut {
             lastHandedOut = handedOut

@@ -161,7 +161,7 @@ extension WorkflowEventConsumer {
             throw WorkflowEventsError(
                 .partitionNotAssigned, "\(partition) is not assigned: call subscribe(_:) before seek or position")
         }
-        let deadline = ContinuousClock.now.advanced(by: configuration.assignmentTimeout)
+        let deadline = clock.now().advanced(by: configuration.assignmentTimeout)
         var registered = false
         while true {
             let (isAssigned, assignment, stillPending) = client.context.state.withLock { state in
@@ -186,7 +186,7 @@ extension WorkflowEventConsumer {
                     "\(partition) is assigned to another member of group '\(configuration.groupID ?? "")'; this consumer has partitions \(owned) of '\(partition.topic)'"
                 )
             }
-            if ContinuousClock.now >= deadline {
+            if clock.now() >= deadline {
                 clearPendingSeek(partition, registered)
                 throw WorkflowEventsError(
                     .partitionNotAssigned,
@@ -197,7 +197,7 @@ extension WorkflowEventConsumer {
                 registered = true
             }
             try checkOpen("wait for the assignment of \(partition)")
-            try await fill(until: min(deadline, ContinuousClock.now.advanced(by: .milliseconds(200))))
+            try await fill(until: min(deadline, clock.now().advanced(by: .milliseconds(200))))
             if let error = client.takeErrorToThrow() { throw error }
         }
     }

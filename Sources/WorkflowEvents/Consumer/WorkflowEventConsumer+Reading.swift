@@ -161,7 +161,7 @@ extension WorkflowEventConsumer {
             let noteRetry: (any Error, Int) async -> Void = { error, failures in
                 await self.recordHandlerRetry(error, message: batch.inHand()?.message ?? message, failures: failures)
             }
-            let outcome = await callWithRetries(configuration.retryPolicy, onRetry: noteRetry) {
+            let outcome = await callWithRetries(configuration.retryPolicy, clock: clock, onRetry: noteRetry) {
                 try await Self.withEventSpan(message, group: configuration.groupID) { try await handler(message.event) }
             }
             metrics.handlerDuration.record(since: started)
@@ -201,9 +201,9 @@ extension WorkflowEventConsumer {
             throw WorkflowEventsError(.invalidConfiguration, "poll needs a subscription: call subscribe(_:) first")
         }
         storePolledOffsets()
-        lastRead = .now
+        lastRead = clock.now()
         let limit = configuration.maxPollRecords ?? 500
-        let deadline = ContinuousClock.now.advanced(by: timeout)
+        let deadline = clock.now().advanced(by: timeout)
         var records: [TopicPartition: [ConsumerRecord]] = [:]
         var count = 0
         polling: while true {
@@ -227,7 +227,7 @@ extension WorkflowEventConsumer {
                 records[partition, default: []].append(record)
                 count += 1
             }
-            if count > 0 || ContinuousClock.now >= deadline { break }
+            if count > 0 || clock.now() >= deadline { break }
             if Task.isCancelled {
                 await close()
                 throw CancellationError()

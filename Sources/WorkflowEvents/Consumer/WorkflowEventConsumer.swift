@@ -35,13 +35,13 @@ public actor WorkflowEventConsumer {
     var subscription: Subscription?
     var buffer = FetchedMessageBuffer()
     var seenGeneration = 0
-    var subscribedAt = ContinuousClock.now
+    var subscribedAt: ContinuousClock.Instant
     /// When librdkafka was last asked for messages: its `max.poll.interval.ms` counts from
     /// it, and rebalance callbacks run only then.
-    var lastFetch = ContinuousClock.now
+    var lastFetch: ContinuousClock.Instant
     /// When a reader last asked for a message (or a poll), and how many its batch had
     /// handed out then.
-    var lastRead = ContinuousClock.now
+    var lastRead: ContinuousClock.Instant
     var lastHandedOut = 0
     /// How often librdkafka is asked while a reader is busy, so that a rebalance is not
     /// held up by a slow loop body.
@@ -58,6 +58,8 @@ public actor WorkflowEventConsumer {
     var seekPositions: [TopicPartition: Int64] = [:]
     var counters = ConsumerStatistics()
     let metrics: ConsumerMetrics
+    /// What the timers run on.
+    nonisolated let clock: ConsumerClock
     let listeners = RebalanceListeners()
     var lastEventTime: Date?
     /// Partitions paused by ``pause(_:)`` (kept where librdkafka's rebalance callback reads
@@ -106,10 +108,15 @@ public actor WorkflowEventConsumer {
         }
     }
 
-    /// Creates a consumer over the client `makeClient` makes (the tests' in-memory one).
+    /// Creates a consumer over the client `makeClient` makes (the tests' in-memory one),
+    /// its timers on `clock`.
     init(
-        configuration: Configuration, logger: Logger, makeClient: (ConsumerClientContext) throws -> any ConsumerClient
+        configuration: Configuration, logger: Logger, clock: ConsumerClock = .continuous,
+        makeClient: (ConsumerClientContext) throws -> any ConsumerClient
     ) throws {
+        self.clock = clock
+        let now = clock.now()
+        (subscribedAt, lastFetch, lastRead) = (now, now, now)
         var logger = logger
         if let group = configuration.groupID { logger[metadataKey: "kafka.group"] = "\(group)" }
         self.configuration = configuration
@@ -185,7 +192,7 @@ public actor WorkflowEventConsumer {
         await absorbReadAhead()
         buffer.drop { !kept.contains($0.topic) }
         subscription = .topics(topics)
-        subscribedAt = .now
+        subscribedAt = clock.now()
         if configuration.groupID != nil && keepAlive == nil && !reading.isProcessing { startKeepAlive() }
         logger.debug("subscribed", metadata: ["kafka.topics": "\(topics.joined(separator: ","))"])
     }
@@ -325,7 +332,7 @@ public actor WorkflowEventConsumer {
     /// from the join, which takes seconds.
     var isAwaitingFirstAssignment: Bool {
         configuration.groupID != nil && seenGeneration == 0 && client.assignment.isEmpty
-            && ContinuousClock.now < subscribedAt.advanced(by: configuration.assignmentTimeout)
+            && clock.now() < subscribedAt.advanced(by: configuration.assignmentTimeout)
     }
 
 }
