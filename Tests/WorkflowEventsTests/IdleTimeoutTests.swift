@@ -6,7 +6,8 @@ import WorkflowEvents
 import WorkflowEventsTesting
 
 /// The idle timeouts end a reader only once it has read everything its partitions held:
-/// a gap between events longer than the timeout while events wait is not idleness.
+/// a gap between events longer than the timeout while events wait is not idleness. Here with
+/// librdkafka's own watermarks; the in-memory tests show the rest on a virtual clock.
 @Suite("Idle timeouts count only once caught up")
 struct IdleTimeoutTests {
     /// A topic of one partition holding `count` events, each in a message set of its own, so
@@ -36,42 +37,4 @@ struct IdleTimeoutTests {
         #expect(seen == fixture.events.map(\.eventID))
     }
 
-    @Test("a stream's idleTimeout reads on through gaps while events wait")
-    func streamGapsWhileBehind() async throws {
-        let fixture = try await fixtureOfSingleMessageSets(count: 6)
-        defer { fixture.cluster.shutdown() }
-        let consumer = try WorkflowEventConsumer(configuration: groupConfiguration(fixture.cluster, group: "idle-behind-stream"))
-        try fixture.cluster.setRoundTripTime(.milliseconds(400), broker: 1)
-        var seen: [UUID] = []
-        for try await event in consumer.events(topics: [fixture.topic], idleTimeout: .milliseconds(200)) {
-            seen.append(event.eventID)
-        }
-        await consumer.close()
-        #expect(seen == fixture.events.map(\.eventID), "read \(seen.count) of 6 events before the stream ended")
-    }
-
-    @Test("a member behind whose cluster went away throws after behindTimeout, saying how long and how far behind")
-    func behindTimeout() async throws {
-        let fixture = try await fixtureOfSingleMessageSets(count: 6)
-        defer { fixture.cluster.shutdown() }
-        var configuration = groupConfiguration(fixture.cluster, group: "idle-behind-timeout")
-        configuration.behindTimeout = .seconds(1)
-        configuration.closeTimeout = .milliseconds(500)
-        let consumer = try WorkflowEventConsumer(configuration: configuration)
-        try fixture.cluster.setRoundTripTime(.milliseconds(400), broker: 1)
-        let cluster = fixture.cluster
-        var handled = 0
-        let error = await #expect(throws: KafkaError.self) {
-            try await consumer.consumeEvents(topics: [fixture.topic], timeout: .milliseconds(200)) { _ in
-                // The cluster goes away after the first event, with five still unread.
-                if handled == 0 { try cluster.setBrokerDown(1) }
-                handled += 1
-            }
-        }
-        await consumer.close()
-        #expect(handled < 6, "all \(handled) events were read: nothing was left behind")
-        let message = error?.message ?? ""
-        #expect(message.contains("no event for ") && message.contains("events behind"), "\(message)")
-        print("behind timeout: \(error.map(String.init(describing:)) ?? "no error")")
-    }
 }

@@ -37,9 +37,10 @@ struct Fixture: Sendable {
 
     func consumer(
         autoCommit: Bool = true, retryPolicy: WorkflowEventConsumer.RetryPolicy = .none,
-        protocol rebalanceProtocol: InMemoryConsumerClient.RebalanceProtocol = .eager
+        protocol rebalanceProtocol: InMemoryConsumerClient.RebalanceProtocol = .eager, clock: VirtualClock? = nil
     ) throws -> (WorkflowEventConsumer, InMemoryConsumerClient) {
-        try kafka.makeConsumer(configuration(autoCommit: autoCommit, retryPolicy: retryPolicy), protocol: rebalanceProtocol)
+        try kafka.makeConsumer(
+            configuration(autoCommit: autoCommit, retryPolicy: retryPolicy), protocol: rebalanceProtocol, clock: clock)
     }
 
     var endOffsets: [TopicPartition: Int64] {

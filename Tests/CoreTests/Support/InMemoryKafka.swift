@@ -27,6 +27,8 @@ final class InMemoryKafka: Sendable {
         var commits: [Commit] = []
         /// Whether `checkConnection` and metadata requests fail.
         var unreachable = false
+        /// With `n`, a client hands out one message every `n` fetches, none in between.
+        var drip: Int?
         /// Errors the next commits fail with, in order.
         var commitFailures: [KafkaError] = []
         /// Every message handed to a consumer, to check each is destroyed once.
@@ -100,8 +102,16 @@ final class InMemoryKafka: Sendable {
         }
     }
 
+    /// While unreachable, metadata requests fail and fetches bring nothing.
     func setUnreachable(_ unreachable: Bool) {
         state.withLock { $0.unreachable = unreachable }
+        notifyClients()
+    }
+
+    /// From now on each client hands out one message every `fetches` fetches (none in
+    /// between): a reader that is behind sees gaps between its events.
+    func drip(every fetches: Int?) {
+        state.withLock { $0.drip = fetches }
     }
 
     func failNextCommit(with error: KafkaError) {
@@ -111,12 +121,14 @@ final class InMemoryKafka: Sendable {
     /// A consumer of this cluster, made the way `WorkflowEventConsumer` makes its client.
     func makeConsumer(
         _ configuration: WorkflowEventConsumer.Configuration, protocol rebalanceProtocol: InMemoryConsumerClient.RebalanceProtocol = .eager,
-        logger: Logger = Logger(label: "in-memory")
+        logger: Logger = Logger(label: "in-memory"), clock: VirtualClock? = nil
     ) throws -> (WorkflowEventConsumer, InMemoryConsumerClient) {
         let made = Mutex<InMemoryConsumerClient?>(nil)
-        let consumer = try WorkflowEventConsumer(configuration: configuration, logger: logger) { context in
+        let consumer = try WorkflowEventConsumer(
+            configuration: configuration, logger: logger, clock: clock?.consumerClock ?? .continuous
+        ) { context in
             let client = InMemoryConsumerClient(
-                kafka: self, context: context, configuration: configuration, rebalanceProtocol: rebalanceProtocol)
+                kafka: self, context: context, configuration: configuration, rebalanceProtocol: rebalanceProtocol, clock: clock)
             made.withLock { $0 = client }
             return client
         }
@@ -170,6 +182,8 @@ final class InMemoryConsumerClient: ConsumerClient, Sendable {
         /// Runs the rebalances asked for at the next seek, before it applies: a rebalance (or
         /// a close) that lands while a seek is on its way.
         var rebalanceAtSeek = false
+        /// Fetches counted for `InMemoryKafka.drip(every:)`.
+        var dripFetches = 0
     }
 
     let kafka: InMemoryKafka
@@ -178,6 +192,9 @@ final class InMemoryConsumerClient: ConsumerClient, Sendable {
     let autoCommit: Bool
     let reset: WorkflowEventConsumer.AutoOffsetReset
     let rebalanceProtocol: RebalanceProtocol
+    /// With a virtual clock, a fetch that finds nothing moves the clock to the end of its
+    /// wait instead of waiting.
+    let clock: VirtualClock?
     let state = Mutex(State())
     let pollQueue = DispatchQueue(label: "in-memory.poll")
     let operationsQueue = DispatchQueue(label: "in-memory.operations")
@@ -188,8 +205,9 @@ final class InMemoryConsumerClient: ConsumerClient, Sendable {
 
     init(
         kafka: InMemoryKafka, context: ConsumerClientContext, configuration: WorkflowEventConsumer.Configuration,
-        rebalanceProtocol: RebalanceProtocol
+        rebalanceProtocol: RebalanceProtocol, clock: VirtualClock? = nil
     ) {
+        self.clock = clock
         self.kafka = kafka
         self.context = context
         self.group = configuration.groupID
@@ -263,6 +281,7 @@ final class InMemoryConsumerClient: ConsumerClient, Sendable {
     func fetch(timeout: Duration, maximum: Int, decode: Bool) async -> [FetchedMessage] {
         await onPollQueue { [self] in
             let deadline = Date().addingTimeInterval(timeout.seconds)
+            let virtualDeadline = clock?.now.advanced(by: timeout)
             while true {
                 runPendingRebalances()
                 let seen = changeCount
@@ -275,7 +294,12 @@ final class InMemoryConsumerClient: ConsumerClient, Sendable {
                     defer { state.woken = false }
                     return state.woken || state.closing
                 }
-                if stop || !waitForChange(after: seen, until: deadline) { return [] }
+                if stop { return [] }
+                if let clock, let virtualDeadline {
+                    clock.advance(to: virtualDeadline)
+                    return []
+                }
+                if !waitForChange(after: seen, until: deadline) { return [] }
             }
         }
     }
@@ -317,6 +341,14 @@ final class InMemoryConsumerClient: ConsumerClient, Sendable {
             state.fetches += 1
             let errors = state.errorsToDeliver
             state.errorsToDeliver = []
+            let (unreachable, drip) = kafka.state.withLock { ($0.unreachable, $0.drip) }
+            if unreachable { return ([], errors) }
+            var maximum = maximum
+            if let drip {
+                state.dripFetches += 1
+                guard state.dripFetches % drip == 0 else { return ([], errors) }
+                maximum = 1
+            }
             var taken: [InMemoryMessage] = []
             let logs = kafka.state.withLock { $0.logs }
             var progress = true
