@@ -116,4 +116,25 @@ struct BatchTests {
         }
         await consumer.close()
     }
+
+    @Test("a batch that cannot fill is handed out maxWait after its first event, not before and not much later")
+    func partialBatchAfterMaxWait() async throws {
+        let fixture = Fixture(partitions: 1, events: 10)
+        let clock = VirtualClock()
+        let (consumer, _) = try fixture.consumer(clock: clock)
+        let started = clock.now
+        var batch: [WorkflowEventMessage] = []
+        var handedOut = started
+        for try await first in consumer.batches(topics: [fixture.topic], maxCount: 1000, maxWait: .milliseconds(300)) {
+            batch = first
+            handedOut = clock.now
+            break
+        }
+        await consumer.close()
+        #expect(batch.map(\.offset) == Array(0..<10))
+        // Every event is there at once: the batch waits maxWait for more, then comes.
+        let waited = handedOut - started
+        #expect(waited >= .milliseconds(300) && waited < .milliseconds(400), "handed out after \(waited)")
+        fixture.expectNoMessageLeaked()
+    }
 }

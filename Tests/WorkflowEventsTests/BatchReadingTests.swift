@@ -14,22 +14,6 @@ private func collectBatches(
 
 @Suite("Reading in batches")
 struct BatchReadingTests {
-    @Test("a batch that cannot fill waits at most maxWait once its first event is there")
-    func partialBatchAfterMaxWait() async throws {
-        let fixture = try await makeFixture(partitions: 1, events: 10)
-        defer { fixture.cluster.shutdown() }
-        let consumer = try WorkflowEventConsumer(configuration: groupConfiguration(fixture.cluster, group: "batches-wait"))
-        let started = ContinuousClock.now
-        let batches = try await collectBatches(
-            consumer.batches(topics: [fixture.topic], maxCount: 1000, maxWait: .milliseconds(300)), events: 10)
-        let elapsed = ContinuousClock.now - started
-        await consumer.close()
-        #expect(batches.flatMap { $0 }.map(\.event) == fixture.events)
-        // Joining the group takes seconds; the bound is loose, the point is that a partial
-        // batch comes at all rather than waiting for 1,000 events.
-        #expect(elapsed < .seconds(25))
-    }
-
     @Test("tombstones and invalid events are skipped, counted and dead-lettered as in the stream")
     func invalidAndTombstones() async throws {
         let cluster = try MockKafkaCluster()
