@@ -248,6 +248,8 @@ final class InMemoryConsumerClient: ConsumerClient, Sendable {
         try? commitToKafka(stored)
     }
 
+    /// How many times the consumer asked for messages.
+    var fetchCount: Int { state.withLock { $0.fetches } }
     var stores: [(TopicPartition, Int64)] { state.withLock { $0.stores } }
     var stored: [TopicPartition: Int64] { state.withLock { $0.stored } }
     var paused: Set<TopicPartition> { state.withLock { $0.paused } }

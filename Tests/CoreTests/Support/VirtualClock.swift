@@ -17,6 +17,15 @@ final class VirtualClock: Sendable {
         var sleepers: [Int: Sleeper] = [:]
         var cancelled: Set<Int> = []
         var nextID = 0
+        /// Waiting for a number of sleepers.
+        var watchers: [(count: Int, continuation: CheckedContinuation<Void, Never>)] = []
+
+        /// Takes the watchers whose number of sleepers is reached.
+        mutating func takeSatisfiedWatchers() -> [CheckedContinuation<Void, Never>] {
+            let satisfied = watchers.filter { $0.count <= sleepers.count }.map(\.continuation)
+            watchers.removeAll { $0.count <= sleepers.count }
+            return satisfied
+        }
     }
 
     private let start = ContinuousClock.now
@@ -29,6 +38,21 @@ final class VirtualClock: Sendable {
 
     var consumerClock: ConsumerClock {
         ConsumerClock(now: { self.now }, sleepUntil: { try await self.sleep(until: $0) })
+    }
+
+    /// How many tasks sleep on the clock.
+    var sleeping: Int { state.withLock { $0.sleepers.count } }
+
+    /// Returns once `count` tasks sleep on the clock.
+    func waitForSleepers(_ count: Int) async {
+        await withCheckedContinuation { continuation in
+            let ready = state.withLock { state in
+                guard state.sleepers.count < count else { return true }
+                state.watchers.append((count, continuation))
+                return false
+            }
+            if ready { continuation.resume() }
+        }
     }
 
     func advance(by duration: Duration) {
@@ -53,12 +77,13 @@ final class VirtualClock: Sendable {
         }
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                let resume = state.withLock { state -> Result<Void, any Error>? in
-                    if state.cancelled.remove(id) != nil { return .failure(CancellationError()) }
-                    if instant <= start.advanced(by: state.elapsed) { return .success(()) }
+                let (resume, watchers) = state.withLock { state -> (Result<Void, any Error>?, [CheckedContinuation<Void, Never>]) in
+                    if state.cancelled.remove(id) != nil { return (.failure(CancellationError()), []) }
+                    if instant <= start.advanced(by: state.elapsed) { return (.success(()), []) }
                     state.sleepers[id] = Sleeper(until: instant, continuation: continuation)
-                    return nil
+                    return (nil, state.takeSatisfiedWatchers())
                 }
+                for watcher in watchers { watcher.resume() }
                 if let resume { continuation.resume(with: resume) }
             }
         } onCancel: {
