@@ -17,7 +17,9 @@ struct KeepAliveTests {
         await clock.waitForSleepers(1)
     }
 
-    @Test("a body busy past half of max.poll.interval.ms: the client is asked every interval, fetching is paused, and the next read resumes it in order")
+    @Test(
+        "a body busy past half of max.poll.interval.ms: the client is asked every interval, fetching is paused, and the next read resumes it in order"
+    )
     func busyBody() async throws {
         let fixture = Fixture(partitions: 2, events: 100)
         var configuration = fixture.configuration()
