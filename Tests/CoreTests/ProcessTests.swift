@@ -165,6 +165,47 @@ struct ProcessTests {
         #expect(fixture.committed[fixture.partition(1)] == 100, "committed \(fixture.committed)")
         fixture.expectNoMessageLeaked()
     }
+
+    @Test("a partition process paused at its limit is resumed after an eager rebalance: every event handled")
+    func pausedAtLimitAcrossRebalance() async throws {
+        let fixture = Fixture(partitions: 2, events: 0)
+        let partition = fixture.partition(0)
+        fixture.kafka.append(events: SampleEvents.make(count: 100, workflows: 100), to: partition)
+        let clock = VirtualClock()
+        let (consumer, client) = try fixture.consumer(clock: clock)
+        let gate = HandlerGate()
+        let (started, startedSignal) = AsyncStream<Void>.makeStream()
+        let handled = Shared<Set<UUID>>([])
+        let (done, doneSignal) = AsyncStream<Void>.makeStream()
+        // The rebalance waits for the handlers as long as the drain, then goes on without them.
+        var limits = WorkflowEventConsumer.ProcessingLimits(
+            maxBufferedEvents: 1_000, maxBufferedEventsPerPartition: 5, drainTimeout: .milliseconds(20))
+        limits.revocationReplyGrace = .zero
+        let processing = Task {
+            try await consumer.process(topics: [fixture.topic], maxConcurrency: 2, limits: limits) { event in
+                startedSignal.yield()
+                await gate.wait()
+                if handled.withLock({ $0.insert(event.eventID).inserted && $0.count == 100 }) { doneSignal.yield() }
+            }
+        }
+        var starts = started.makeAsyncIterator()
+        for _ in 0..<2 { await starts.next() }
+        // Both handlers hold their events: the partition fills to its limit and is paused.
+        while !client.paused.contains(partition) { await Task.yield() }
+        // The group takes every partition back and gives them again, while the handlers wait.
+        let generation = client.assignmentGeneration
+        client.revoke(fixture.allPartitions)
+        client.assignMore(fixture.allPartitions)
+        while client.assignmentGeneration < generation + 2 { await Task.yield() }
+        await gate.open()
+        for await _ in done { break }
+        processing.cancel()
+        try await processing.value
+        #expect(handled.withLock { $0.count } == 100)
+        await consumer.close()
+        #expect(fixture.committed[partition] == 100, "committed \(fixture.committed)")
+        fixture.expectNoMessageLeaked()
+    }
 }
 
 /// A gate that handlers wait at until it opens.
