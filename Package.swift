@@ -137,6 +137,8 @@ let package = Package(
                 "WorkflowEventsTesting",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "InMemoryLogging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                "WorkflowEventsService",
             ],
             swiftSettings: strictSettings
         ),

@@ -31,7 +31,17 @@ public struct WorkflowEventService: Service {
         logger: Logger = Logger(label: "workflow-events.service"),
         handler: @escaping @Sendable (WorkflowEvent) async throws -> Void
     ) throws {
-        self.consumer = try WorkflowEventConsumer(configuration: configuration, logger: logger)
+        try self.init(
+            consumer: WorkflowEventConsumer(configuration: configuration, logger: logger), topics: topics,
+            maxConcurrency: maxConcurrency, handler: handler)
+    }
+
+    /// A service over a consumer already made (the tests' one, over the in-memory client).
+    package init(
+        consumer: WorkflowEventConsumer, topics: [String], maxConcurrency: Int? = nil,
+        handler: @escaping @Sendable (WorkflowEvent) async throws -> Void
+    ) {
+        self.consumer = consumer
         self.topics = topics
         self.maxConcurrency = maxConcurrency
         self.handler = handler

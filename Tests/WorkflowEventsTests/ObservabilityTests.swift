@@ -28,68 +28,8 @@ enum Observed {
     }()
 }
 
-/// Counts handler starts and ends.
-final class Handled: Sendable {
-    private let state = Mutex((started: 0, finished: 0))
-    func start() { state.withLock { $0.started += 1 } }
-    func finish() { state.withLock { $0.finished += 1 } }
-    var started: Int { state.withLock { $0.started } }
-    var finished: Int { state.withLock { $0.finished } }
-}
-
-/// Runs `service` in a ServiceGroup until `count` events were handled, then shuts the group
-/// down gracefully and waits for it.
-func runUntilShutdown(_ service: WorkflowEventService, after count: Int, _ handled: Handled) async throws {
-    var logger = Logger(label: "service-test")
-    logger.logLevel = .critical
-    let group = ServiceGroup(services: [service], gracefulShutdownSignals: [], logger: logger)
-    let running = Task { try await group.run() }
-    try await waitUntil("events handled", timeout: .seconds(30)) { handled.finished >= count }
-    await group.triggerGracefulShutdown()
-    try await running.value
-}
-
 @Suite("Operating: service, metrics, rebalances, pause, tracing, health")
 struct ObservabilityTests {
-    @Test("in a ServiceGroup, graceful shutdown finishes the event in hand, commits what was handled, leaves and returns")
-    func serviceGracefulShutdown() async throws {
-        let fixture = try await makeFixture(partitions: 3, events: 200)
-        defer { fixture.cluster.shutdown() }
-        let handled = Handled()
-        let configuration = groupConfiguration(fixture.cluster, group: "service")
-        let service = try WorkflowEventService(configuration: configuration, topics: [fixture.topic]) { _ in
-            handled.start()
-            try? await Task.sleep(for: .milliseconds(20))
-            handled.finish()
-        }
-        try await runUntilShutdown(service, after: 20, handled)
-        #expect(await service.consumer.isClosed)
-        #expect(handled.started == handled.finished, "an event in hand was abandoned")
-        #expect(handled.finished < 200)
-        let lag = try await withWorkflowEventConsumer(configuration: configuration) { try await $0.lag(topics: [fixture.topic]) }
-        let committed = lag.reduce(0) { $0 + ($1.committedOffset ?? 0) }
-        #expect(committed == Int64(handled.finished), "committed \(committed), handled \(handled.finished)")
-    }
-
-    @Test("a concurrent service drains its handlers on graceful shutdown and commits no further than they finished")
-    func concurrentServiceGracefulShutdown() async throws {
-        let fixture = try await makeFixture(partitions: 3, events: 300)
-        defer { fixture.cluster.shutdown() }
-        let handled = Handled()
-        let configuration = groupConfiguration(fixture.cluster, group: "concurrent-service")
-        let service = try WorkflowEventService(configuration: configuration, topics: [fixture.topic], maxConcurrency: 4) { _ in
-            handled.start()
-            try? await Task.sleep(for: .milliseconds(30))
-            handled.finish()
-        }
-        try await runUntilShutdown(service, after: 20, handled)
-        #expect(await service.consumer.isClosed)
-        #expect(handled.started == handled.finished, "a handler in flight was abandoned")
-        let lag = try await withWorkflowEventConsumer(configuration: configuration) { try await $0.lag(topics: [fixture.topic]) }
-        let committed = lag.reduce(0) { $0 + ($1.committedOffset ?? 0) }
-        #expect(committed > 0 && committed <= Int64(handled.finished), "committed \(committed), finished \(handled.finished)")
-    }
-
     @Test("metrics: events, invalid events, handler failures, dead letters, commits, rebalances, handler time and lag")
     func metrics() async throws {
         let metrics = Observed.metrics
