@@ -172,4 +172,21 @@ struct PositionTests {
         #expect(found == [partition: 3])
         await consumer.close()
     }
+
+    @Test("without a group and reading from the latest: an untouched partition's position is its end, and a seek before any read is where reading starts")
+    func seekWithoutGroup() async throws {
+        let fixture = Fixture(partitions: 2, events: 60, group: nil)
+        var configuration = fixture.configuration()
+        configuration.autoOffsetReset = .latest
+        let (consumer, _) = try fixture.kafka.makeConsumer(configuration)
+        try await consumer.subscribe([fixture.topic])
+        #expect(try await consumer.position(fixture.partition(1)) == 30)
+        try await consumer.seek(fixture.partition(0), to: 2)
+        var received: [WorkflowEventMessage] = []
+        for try await message in consumer.messages(topics: [fixture.topic], idleTimeout: .milliseconds(50)) { received.append(message) }
+        #expect(received.map(\.offset) == Array(2..<30), "read \(received.map { "\($0.partition):\($0.offset)" })")
+        #expect(received.allSatisfy { $0.partition == 0 })
+        await consumer.close()
+        fixture.expectNoMessageLeaked()
+    }
 }

@@ -109,6 +109,28 @@ struct RebalanceTests {
         fixture.expectNoMessageLeaked()
     }
 
+    @Test("the close runs the revocation handler, and its commit lands before the member leaves")
+    func closeRunsRevocationHandler() async throws {
+        let fixture = Fixture(partitions: 1, events: 20)
+        let (consumer, client) = try fixture.consumer(autoCommit: false)
+        let outcomes = Mutex<[String]>([])
+        consumer.onPartitionsRevoked { revoked in
+            do {
+                try await revoked.commit(Dictionary(uniqueKeysWithValues: revoked.partitions.map { ($0, 7) }))
+                outcomes.withLock { $0.append("committed") }
+            } catch {
+                outcomes.withLock { $0.append("refused: \(error)") }
+            }
+        }
+        try await consumer.subscribe([fixture.topic])
+        while try await consumer.poll(timeout: .milliseconds(100)).isEmpty {}
+        await consumer.close()
+        #expect(client.isClosed)
+        #expect(outcomes.withLock { $0 } == ["committed"])
+        #expect(fixture.committed == [fixture.partition(0): 7], "committed \(fixture.committed)")
+        fixture.expectNoMessageLeaked()
+    }
+
     @Test("the assignment handler chooses where a partition starts")
     func assignmentHandlerChoosesStart() async throws {
         let fixture = Fixture(partitions: 2, events: 40)
