@@ -173,7 +173,9 @@ struct PositionTests {
         await consumer.close()
     }
 
-    @Test("without a group and reading from the latest: an untouched partition's position is its end, and a seek before any read is where reading starts")
+    @Test(
+        "without a group and reading from the latest: an untouched partition's position is its end, and a seek before any read is where reading starts"
+    )
     func seekWithoutGroup() async throws {
         let fixture = Fixture(partitions: 2, events: 60, group: nil)
         var configuration = fixture.configuration()
