@@ -131,6 +131,28 @@ struct LifecycleTests {
         await consumer.close()
     }
 
+    @Test("health: not ready before the assignment, ready with its partitions and the last event's time while reading, not ready once closed")
+    func health() async throws {
+        let fixture = Fixture(partitions: 2, events: 20)
+        let (consumer, _) = try fixture.consumer()
+        let before = await consumer.health
+        #expect(!before.isReady && !before.isClosed && before.assignedPartitions.isEmpty && before.lastEventTime == nil, "\(before)")
+        var reading: ConsumerHealth?
+        for try await _ in consumer.events(topics: [fixture.topic]) {
+            reading = await consumer.health
+            break
+        }
+        let during = try #require(reading)
+        #expect(during.isReady, "\(during)")
+        #expect(during.isGroupMember, "\(during)")
+        #expect(during.assignedPartitions == Set(fixture.allPartitions), "\(during)")
+        #expect(during.lastEventTime != nil, "\(during)")
+        #expect(during.brokersUnreachableFor == nil, "\(during)")
+        await consumer.close()
+        let after = await consumer.health
+        #expect(after.isClosed && !after.isReady, "\(after)")
+    }
+
     @Test("subscribe throws a KafkaError naming the servers when no broker answers")
     func unreachableSubscribe() async throws {
         let fixture = Fixture(partitions: 1, events: 1)
