@@ -96,46 +96,19 @@ extension ConsumerClient {
             setPaused(paused, partitions, decidedAt: nil) { continuation.resume() }
         }
     }
+}
 
-    var assignment: Set<TopicPartition> { context.state.withLock { $0.assignment } }
-
-    /// Assignments so far: a rebalance changes it.
-    var assignmentGeneration: Int { context.state.withLock { $0.generation } }
-
-    /// Updates the offset tracker with `body`, then stores the offsets that moved, under the
-    /// tracker's lock: the one way offsets are stored, so that they are stored in the order
-    /// the tracker decided them.
-    @discardableResult
-    func trackOffsets<T>(_ body: (inout OffsetTracker) -> T) -> T {
-        context.offsets.withLock { tracker in
-            let result = body(&tracker)
-            let entries = tracker.takeStores()
-            if !entries.isEmpty { store(entries) }
-            return result
-        }
-    }
-
-    /// Updates the offset tracker without storing: the next `trackOffsets` stores what moved.
-    /// For `process`, which notes each record taken and finished and stores once its loop
-    /// has caught up.
-    @discardableResult
-    func recordOffsets<T>(_ body: (inout OffsetTracker) -> T) -> T {
-        context.offsets.withLock { body(&$0) }
-    }
-
-    /// The records of `messages`, taken in order, are finished: the offset after the last
-    /// one of each partition is stored.
-    func finish(_ messages: [FetchedMessage]) {
-        guard !messages.isEmpty else { return }
-        let last = lastOffsets(of: messages)
-        trackOffsets { tracker in
-            for (partition, offset) in last { tracker.finish(through: offset, of: partition) }
-        }
-    }
-
-    func takeErrorToThrow() -> KafkaError? {
-        context.state.withLock { state in
-            state.errorsToThrow.isEmpty ? nil : state.errorsToThrow.removeFirst()
-        }
-    }
+/// What a rebalance asks of the client, on the thread that runs the rebalance (librdkafka's
+/// callback, inside a consume call or the close).
+protocol RebalanceOperations {
+    /// Takes `partitions` on, each at its start offset where one is given, else at its
+    /// committed offset.
+    func assign(_ partitions: [TopicPartition], startOffsets: [TopicPartition: Int64], incremental: Bool) -> KafkaError?
+    /// Gives `partitions` up (all of them when not `incremental`).
+    func unassign(_ partitions: [TopicPartition], incremental: Bool) -> KafkaError?
+    /// Pauses or resumes `partitions`; returns those the client now holds paused (for a
+    /// pause) and its error.
+    func pause(_ paused: Bool, _ partitions: [TopicPartition]) -> (paused: [TopicPartition], error: KafkaError?)
+    /// Stores next-offsets for the next commit.
+    func store(_ entries: [(TopicPartition, Int64)])
 }

@@ -82,21 +82,6 @@ extension ConsumerClientContext {
 
 }
 
-/// What a rebalance asks of the client, on the thread that runs the rebalance (librdkafka's
-/// callback, inside a consume call or the close).
-protocol RebalanceOperations {
-    /// Takes `partitions` on, each at its start offset where one is given, else at its
-    /// committed offset.
-    func assign(_ partitions: [TopicPartition], startOffsets: [TopicPartition: Int64], incremental: Bool) -> KafkaError?
-    /// Gives `partitions` up (all of them when not `incremental`).
-    func unassign(_ partitions: [TopicPartition], incremental: Bool) -> KafkaError?
-    /// Pauses or resumes `partitions`; returns those the client now holds paused (for a
-    /// pause) and its error.
-    func pause(_ paused: Bool, _ partitions: [TopicPartition]) -> (paused: [TopicPartition], error: KafkaError?)
-    /// Stores next-offsets for the next commit.
-    func store(_ entries: [(TopicPartition, Int64)])
-}
-
 // MARK: - Pausing
 
 extension ConsumerClientContext {
