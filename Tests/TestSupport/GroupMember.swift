@@ -1,3 +1,4 @@
+public import Logging
 import Synchronization
 public import WorkflowEvents
 
@@ -9,8 +10,11 @@ public final class JoiningMember: Sendable {
     private let seen: OffsetLog
 
     /// Starts the member and returns once it owns partitions and has read from each of them.
-    public init(_ configuration: WorkflowEventConsumer.Configuration, topic: String) async throws {
-        let consumer = try WorkflowEventConsumer(configuration: configuration)
+    public init(
+        _ configuration: WorkflowEventConsumer.Configuration, topic: String,
+        logger: Logger = Logger(label: "workflow-events.consumer")
+    ) async throws {
+        let consumer = try WorkflowEventConsumer(configuration: configuration, logger: logger)
         let seen = OffsetLog()
         self.consumer = consumer
         self.seen = seen

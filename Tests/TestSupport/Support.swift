@@ -75,6 +75,14 @@ public func recordingLogger() -> (Logger, InMemoryLogHandler) {
     return (logger, handler)
 }
 
+/// The last `count` entries of a recording logger, one a line, with their metadata.
+public func lastLines(_ logs: InMemoryLogHandler, _ count: Int) -> String {
+    logs.entries.suffix(count).map { entry in
+        let metadata = entry.metadata.isEmpty ? "" : " \(entry.metadata.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: " "))"
+        return "\(entry.level) \(entry.message)\(metadata)"
+    }.joined(separator: "\n")
+}
+
 public struct TimedOut: Error, CustomStringConvertible {
     public var description: String
     public init(description: String) { self.description = description }

@@ -20,7 +20,11 @@ struct OrderedProcessingTests {
         let place = Dictionary(uniqueKeysWithValues: zip(events.map(\.eventID), reports))
         var configuration = groupConfiguration(fixture.cluster, group: "revocation")
         configuration.properties["partition.assignment.strategy"] = strategy
-        let first = try WorkflowEventConsumer(configuration: configuration)
+        // librdkafka's group protocol, logged for a failure to show.
+        configuration.properties["debug"] = "cgrp"
+        let (firstLogger, firstLogs) = recordingLogger()
+        let (joinerLogger, joinerLogs) = recordingLogger()
+        let first = try WorkflowEventConsumer(configuration: configuration, logger: firstLogger)
         let finishedByFirst = Mutex<[TopicPartition: Set<Int64>]>([:])
         let firstTask = Task {
             try await first.process(topics: [fixture.topic], maxConcurrency: 4) { event in
@@ -36,13 +40,15 @@ struct OrderedProcessingTests {
         }
         let second: JoiningMember
         do {
-            second = try await JoiningMember(configuration, topic: fixture.topic)
+            second = try await JoiningMember(configuration, topic: fixture.topic, logger: joinerLogger)
         } catch {
             let finished = finishedByFirst.withLock { $0 }.map { "\($0.key): \($0.value.count)" }.sorted()
             let health = await first.health
             Issue.record(
                 "the first member meanwhile: owns [\(health.assignedPartitions.sorted().map(\.description).joined(separator: ", "))], finished [\(finished.joined(separator: "; "))], rebalances \(await first.statistics.rebalances), last error \(health.lastError ?? "none")"
             )
+            Issue.record("the first member's last log lines:\n\(lastLines(firstLogs, 60))")
+            Issue.record("the joining member's last log lines:\n\(lastLines(joinerLogs, 60))")
             firstTask.cancel()
             _ = await firstTask.result
             throw error
