@@ -193,10 +193,10 @@ struct ProcessTests {
         // Both handlers hold their events: the partition fills to its limit and is paused.
         while !client.paused.contains(partition) { await Task.yield() }
         // The group takes every partition back and gives them again, while the handlers wait.
-        let generation = client.assignmentGeneration
+        let generation = consumer.assignmentGeneration
         client.revoke(fixture.allPartitions)
         client.assignMore(fixture.allPartitions)
-        while client.assignmentGeneration < generation + 2 { await Task.yield() }
+        while consumer.assignmentGeneration < generation + 2 { await Task.yield() }
         await gate.open()
         for await _ in done { break }
         processing.cancel()

@@ -252,7 +252,7 @@ struct OffsetGuaranteeTests {
             "all 100 events handled", timeout: .seconds(60),
             saw: {
                 let statistics = await consumer.statistics
-                let held = consumer.client.context.pausedInClient.withLock { $0 }
+                let held = consumer.context.pausedInClient.withLock { $0 }
                 return
                     "\(handled.count) handled; assignment \(await consumer.assignment.sorted()); paused in librdkafka \(held.sorted()); peak in processing \(statistics.peakEventsInProcessing), rebalances \(statistics.rebalances), delivered \(statistics.eventsDelivered)"
             }, { handled.count == 100 })

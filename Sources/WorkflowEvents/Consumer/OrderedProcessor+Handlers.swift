@@ -121,7 +121,7 @@ extension OrderedProcessor {
         inMemory -= 1
         if progress[item.partition]?.epoch == item.epoch {
             progress[item.partition]!.inMemory -= 1
-            if done { client.recordOffsets { $0.finish(item.offset, of: item.partition) } }
+            if done { consumer.recordOffsets { $0.finish(item.offset, of: item.partition) } }
         }
         // Once the key's events given out are done, its next event, if any, becomes ready.
         let left = (runningKeys[item.key] ?? 1) - 1

@@ -12,7 +12,7 @@ extension OrderedProcessor {
 
     /// Stores, for each partition, the first offset not finished (when it moved).
     func storeProgress() {
-        client.trackOffsets { _ in }
+        consumer.trackOffsets { _ in }
     }
 
     /// Pauses a partition that holds too many unfinished events (every partition when the
@@ -23,9 +23,9 @@ extension OrderedProcessor {
         // Paused at a limit, resumed at half of it: resuming drops nothing, but each pause
         // drops librdkafka's prefetched messages, so pausing at every event over the limit
         // would fetch the same messages again and again.
-        let generation = client.assignmentGeneration
+        let generation = consumer.assignmentGeneration
         let full = totalFull ? inMemory > limits.maxBufferedEvents / 2 : inMemory >= limits.maxBufferedEvents
-        let partitions: [TopicPartition] = full != totalFull ? Array(client.assignment) : Array(touched)
+        let partitions: [TopicPartition] = full != totalFull ? Array(consumer.context.assignment) : Array(touched)
         totalFull = full
         var pause: [TopicPartition] = []
         var resume: [TopicPartition] = []
@@ -86,7 +86,7 @@ extension OrderedProcessor {
             // Lost partitions cannot be committed: their handlers' results no longer count.
             for partition in revoked where progress[partition]?.epoch == epochs[partition] { progress[partition] = nil }
             if reply.claim() {
-                client.recordOffsets { $0.forget(revoked) }
+                consumer.recordOffsets { $0.forget(revoked) }
                 reply.send([])
             }
             return
@@ -121,7 +121,7 @@ extension OrderedProcessor {
             logger.info("handing over partitions while their handlers still run", metadata: ["partitions": "\(revocation.partitions.sorted())"])
         }
         storeProgress()
-        let entries = client.recordOffsets { $0.revoke(revocation.partitions) }
+        let entries = consumer.recordOffsets { $0.revoke(revocation.partitions) }
         revocation.reply.send(entries)
     }
 

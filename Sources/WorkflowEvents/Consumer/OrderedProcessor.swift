@@ -104,7 +104,7 @@ final class OrderedProcessor: @unchecked Sendable {
         let mailbox = self.mailbox
         let drainTimeout = limits.drainTimeout
         let replyGrace = limits.revocationReplyGrace
-        client.context.state.withLock { state in
+        consumer.context.state.withLock { state in
             state.revocationHook = { [client] partitions, lost in
                 let reply = RevocationReply()
                 mailbox.post(.revoke(partitions, lost: lost, reply: reply))
@@ -214,7 +214,7 @@ final class OrderedProcessor: @unchecked Sendable {
             }
             // Validated on the poll queue, while the loop works on the batch before.
             let batch = await client.fetch(timeout: .milliseconds(100), maximum: batchSize, decode: true)
-            if let error = client.takeErrorToThrow() {
+            if let error = consumer.takeErrorToThrow() {
                 for message in batch { message.destroy() }
                 mailbox.post(.fetchFailed(error))
                 return
@@ -238,7 +238,7 @@ final class OrderedProcessor: @unchecked Sendable {
     var pendingCounts = (invalid: 0, tombstones: 0, failures: 0)
 
     func ingest(_ messages: [FetchedMessage]) async {
-        let assignment = consumer.configuration.groupID == nil ? nil : client.assignment
+        let assignment = consumer.configuration.groupID == nil ? nil : consumer.context.assignment
         var touched: Set<TopicPartition> = []
         for message in messages {
             if draining || failure != nil {
@@ -268,7 +268,7 @@ final class OrderedProcessor: @unchecked Sendable {
                 nextEpoch += 1
                 progress[partition] = Progress(epoch: nextEpoch)
             }
-            client.recordOffsets { $0.take(message.offset, of: partition) }
+            consumer.recordOffsets { $0.take(message.offset, of: partition) }
             touched.insert(partition)
             switch consumer.classify(message) {
             case .error:
@@ -276,7 +276,7 @@ final class OrderedProcessor: @unchecked Sendable {
             case .tombstone:
                 pendingCounts.tombstones += 1
                 consumer.logTombstone(message)
-                client.recordOffsets { $0.finish(message.offset, of: partition) }
+                consumer.recordOffsets { $0.finish(message.offset, of: partition) }
                 message.destroy()
             case .event(let event):
                 nextID += 1
@@ -299,7 +299,7 @@ final class OrderedProcessor: @unchecked Sendable {
                     }
                 }
                 if progress[partition] != nil {
-                    client.recordOffsets { $0.finish(record.offset, of: partition) }
+                    consumer.recordOffsets { $0.finish(record.offset, of: partition) }
                 }
             }
         }

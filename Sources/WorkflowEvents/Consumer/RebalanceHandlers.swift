@@ -172,7 +172,7 @@ extension WorkflowEventConsumer {
     public nonisolated func onPartitionsRevoked(
         timeout: Duration = .seconds(10), _ handler: (@Sendable (PartitionsRevoked) async throws -> Void)?
     ) {
-        client.setRevocationHandler(handler.map { handler in (timeout, handler) })
+        setRevocationHandler(handler.map { handler in (timeout, handler) })
     }
 
     /// Installs `handler`, which runs each time partitions are given to this consumer,
@@ -183,13 +183,13 @@ extension WorkflowEventConsumer {
     public nonisolated func onPartitionsAssigned(
         timeout: Duration = .seconds(10), _ handler: (@Sendable (PartitionsAssigned) async throws -> Void)?
     ) {
-        client.setAssignmentHandler(handler.map { handler in (timeout, handler) })
+        setAssignmentHandler(handler.map { handler in (timeout, handler) })
     }
 }
 
-extension ConsumerClient {
+extension WorkflowEventConsumer {
     /// Wraps the application's revocation handler for librdkafka's rebalance callback.
-    func setRevocationHandler(_ installed: (timeout: Duration, handler: @Sendable (PartitionsRevoked) async throws -> Void)?) {
+    nonisolated func setRevocationHandler(_ installed: (timeout: Duration, handler: @Sendable (PartitionsRevoked) async throws -> Void)?) {
         var wrapped: (@Sendable ([TopicPartition], Bool) -> Void)?
         if let (timeout, handler) = installed {
             wrapped = { [weak self] partitions, lost in
@@ -199,13 +199,13 @@ extension ConsumerClient {
         context.state.withLock { $0.revocationHandler = wrapped }
     }
 
-    private func runRevocationHandler(
+    private nonisolated func runRevocationHandler(
         _ handler: @escaping @Sendable (PartitionsRevoked) async throws -> Void, timeout: Duration, partitions: [TopicPartition], lost: Bool
     ) {
         let committer = RebalanceCommitter(
             commit: { [weak self] offsets in
                 guard let self else { return }
-                try await self.commit(offsets, forRebalanceHandler: true)
+                try await self.client.commit(offsets, forRebalanceHandler: true)
             },
             finished: { [weak self] partitions in
                 guard let self else { return [] }
@@ -236,7 +236,7 @@ extension ConsumerClient {
     }
 
     /// Wraps the application's assignment handler for librdkafka's rebalance callback.
-    func setAssignmentHandler(_ installed: (timeout: Duration, handler: @Sendable (PartitionsAssigned) async throws -> Void)?) {
+    nonisolated func setAssignmentHandler(_ installed: (timeout: Duration, handler: @Sendable (PartitionsAssigned) async throws -> Void)?) {
         var wrapped: (@Sendable ([TopicPartition]) -> [TopicPartition: Int64])?
         if let (timeout, handler) = installed {
             let logger = context.logger

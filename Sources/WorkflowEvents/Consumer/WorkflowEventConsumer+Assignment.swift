@@ -69,7 +69,7 @@ extension WorkflowEventConsumer {
         for partition in heldWhilePaused.keys where !kept.contains(partition) {
             for message in heldWhilePaused.removeValue(forKey: partition) ?? [] { message.destroy() }
         }
-        client.trackOffsets { $0.forgetAll() }
+        trackOffsets { $0.forgetAll() }
         seekPositions = [:]
         subscription = .partitions(kept)
         subscribedAt = clock.now()
@@ -111,7 +111,7 @@ extension WorkflowEventConsumer {
         keepAlive = nil
         await acquireFetchPath()
         if machine.liftKeepAlivePause() {
-            client.setPaused(false, client.assignment.sorted())
+            client.setPaused(false, context.assignment.sorted())
         }
         do {
             if case .topics = current, configuration.groupID != nil {
@@ -128,7 +128,7 @@ extension WorkflowEventConsumer {
         // librdkafka revokes the group's assignment in its rebalance callback, which runs
         // inside a consume call: served here until the assignment is empty.
         let deadline = clock.now().advanced(by: configuration.assignmentTimeout)
-        while !client.assignment.isEmpty, clock.now() < deadline, machine.isOpen {
+        while !context.assignment.isEmpty, clock.now() < deadline, machine.isOpen {
             try await fill(until: min(deadline, clock.now().advanced(by: .milliseconds(100))))
             buffer.destroyAll()
         }
@@ -136,8 +136,8 @@ extension WorkflowEventConsumer {
         for (_, messages) in heldWhilePaused { for message in messages { message.destroy() } }
         heldWhilePaused = [:]
         seekPositions = [:]
-        client.trackOffsets { $0.forgetAll() }
-        if !client.assignment.isEmpty {
+        trackOffsets { $0.forgetAll() }
+        if !context.assignment.isEmpty {
             logger.info(
                 "unsubscribed, but librdkafka had not revoked the assignment within the assignment timeout",
                 metadata: ["timeout": "\(configuration.assignmentTimeout)"])

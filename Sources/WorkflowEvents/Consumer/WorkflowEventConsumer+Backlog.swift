@@ -41,7 +41,7 @@ extension WorkflowEventConsumer {
     /// from a partition yet, reading starts where a seek or the assignment said, else at the
     /// committed offset (asked of the coordinator), else where the reset policy says.
     func backlog() async -> Backlog {
-        let (assignment, isGroupMember, starts) = client.context.state.withLock {
+        let (assignment, isGroupMember, starts) = context.state.withLock {
             ($0.assignment, $0.isGroupMember, $0.startOffsets)
         }
         let partitions = assignment.subtracting(userPaused).sorted()

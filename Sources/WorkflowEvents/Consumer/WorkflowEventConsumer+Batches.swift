@@ -53,7 +53,7 @@ extension WorkflowEventConsumer {
         /// A batch reader's batch waits for more events until then, once one is there.
         var gatheredBy: ContinuousClock.Instant?
         while true {
-            if let error = client.takeErrorToThrow() { throw error }
+            if let error = takeErrorToThrow() { throw error }
             if let gathering = batch.gathering, !buffer.isEmpty, buffer.count < gathering.count {
                 let now = clock.now()
                 let until = gatheredBy ?? now.advanced(by: gathering.wait)
@@ -83,7 +83,7 @@ extension WorkflowEventConsumer {
                     throw KafkaError(
                         code: .timedOut,
                         message:
-                            "no event for \(idle + (now - behind)) while not caught up (\(backlog)); last error from librdkafka: \(client.context.state.withLock { $0.lastError } ?? "none")",
+                            "no event for \(idle + (now - behind)) while not caught up (\(backlog)); last error from librdkafka: \(context.state.withLock { $0.lastError } ?? "none")",
                         operation: "read", isRetriable: true)
                 }
                 logger.debug("idle timeout reached while not caught up: reading on", metadata: ["backlog": "\(backlog)"])
@@ -167,7 +167,7 @@ extension WorkflowEventConsumer {
             } else {
                 counters.tombstones += 1
                 logTombstone(message)
-                client.finish([message])
+                finish([message])
                 message.destroy()
             }
         }
@@ -191,6 +191,6 @@ extension WorkflowEventConsumer {
             try await deadLetter(message.record, kind: "invalid-event", reason: "\(error)")
             guard machine.isOpen else { return }
         }
-        client.finish([message])
+        finish([message])
     }
 }

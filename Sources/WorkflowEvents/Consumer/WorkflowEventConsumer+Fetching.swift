@@ -29,7 +29,7 @@ extension WorkflowEventConsumer {
             batch = []
         }
         if machine.liftKeepAlivePause() {
-            client.setPaused(false, client.assignment.subtracting(userPaused).sorted())
+            client.setPaused(false, context.assignment.subtracting(userPaused).sorted())
         }
         lastFetch = clock.now()
         if batch.isEmpty { batch = await client.fetchAvailable(maximum: maximum) }
@@ -118,7 +118,7 @@ extension WorkflowEventConsumer {
         guard machine.isOpen else { return }
         // The events the reader finished reach librdkafka's auto-commit within this interval,
         // also while the reader is still working through its batch.
-        reading.batch?.withFinished { client.finish($0) }
+        reading.batch?.withFinished { finish($0) }
         guard subscription != nil, !machine.isFetchPathOwned else { return }
         // A batch taken ahead came from librdkafka before anything taken now.
         await absorbReadAhead()
@@ -135,7 +135,7 @@ extension WorkflowEventConsumer {
                 logger.debug("the reader is busy: fetching paused, group membership kept alive")
             }
             // Again each time: a rebalance meanwhile may have assigned new partitions.
-            client.setPaused(true, client.assignment.sorted())
+            client.setPaused(true, context.assignment.sorted())
         }
         lastFetch = now
         // Owned while librdkafka is asked, so that no fill takes later messages meanwhile.
@@ -149,7 +149,7 @@ extension WorkflowEventConsumer {
     /// their new owner reads them from the committed offset.
     func dropRevokedPartitions() {
         guard configuration.groupID != nil else { return }
-        let (generation, assignment) = client.context.state.withLock { ($0.generation, $0.assignment) }
+        let (generation, assignment) = context.state.withLock { ($0.generation, $0.assignment) }
         guard generation != seenGeneration else { return }
         seenGeneration = generation
         buffer.drop { !assignment.contains($0) }

@@ -18,7 +18,7 @@ extension WorkflowEventConsumer {
         try checkOpen("commit")
         try checkGroup("commit")
         reclaimReleasedReaders()
-        reading.batch?.withOffsetsForCommit { client.finish($0) }
+        reading.batch?.withOffsetsForCommit { finish($0) }
         storePolledOffsets()
         try await client.commit(nil)
     }
@@ -30,7 +30,7 @@ extension WorkflowEventConsumer {
         try checkGroup("commit")
         guard !offsets.isEmpty else { return }
         let entries = offsets.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
-        client.trackOffsets { tracker in
+        trackOffsets { tracker in
             for (partition, next) in entries { tracker.override(partition, next: next) }
         }
         try await client.commit(entries)
@@ -61,7 +61,7 @@ extension WorkflowEventConsumer {
     public func lag() async throws -> [PartitionLag] {
         try checkOpen("lag")
         try checkGroup("lag")
-        return try await lag(of: client.assignment.sorted())
+        return try await lag(of: context.assignment.sorted())
     }
 
     func lag(of partitions: [TopicPartition]) async throws -> [PartitionLag] {
@@ -104,12 +104,12 @@ extension WorkflowEventConsumer {
             await acquireFetchPath()
             if let batch = reading.batch {
                 // Events finished before the seek count; the one in hand, from before it, not.
-                batch.withFinished { client.finish($0) }
+                batch.withFinished { finish($0) }
                 putBack(batch.cut(sought: partition))
             }
             // Nothing taken before the seek is stored any more (records of a `poll`, the event
             // in hand): the partition starts again where it was sought.
-            client.trackOffsets { $0.forget([partition]) }
+            trackOffsets { $0.forget([partition]) }
             buffer.drop { $0 == partition }
             for message in heldWhilePaused.removeValue(forKey: partition) ?? [] { message.destroy() }
             do {
@@ -118,7 +118,7 @@ extension WorkflowEventConsumer {
                 releaseFetchPath()
                 // A rebalance or the close took the partition while the seek was on its way.
                 if !machine.isOpen { throw WorkflowEventsError(.clientClosed, "cannot seek: the consumer is closed; create a new one") }
-                if !client.assignment.contains(partition) {
+                if !context.assignment.contains(partition) {
                     throw WorkflowEventsError(
                         .partitionNotAssigned,
                         "cannot seek \(partition) to \(offset): the group took the partition from this consumer while the seek ran")
@@ -164,13 +164,13 @@ extension WorkflowEventConsumer {
         let deadline = clock.now().advanced(by: configuration.assignmentTimeout)
         var registered = false
         while true {
-            let (isAssigned, assignment, stillPending) = client.context.state.withLock { state in
+            let (isAssigned, assignment, stillPending) = context.state.withLock { state in
                 (state.assignment.contains(partition), state.assignment, state.pendingSeeks[partition] != nil)
             }
             if isAssigned {
                 if registered {
                     if stillPending {
-                        client.context.state.withLock { $0.pendingSeeks[partition] = nil }
+                        context.state.withLock { $0.pendingSeeks[partition] = nil }
                         return false
                     }
                     return true
@@ -193,16 +193,16 @@ extension WorkflowEventConsumer {
                     "\(partition) was not assigned to this consumer within \(configuration.assignmentTimeout)")
             }
             if let pendingSeek, !registered {
-                client.context.state.withLock { $0.pendingSeeks[partition] = pendingSeek }
+                context.state.withLock { $0.pendingSeeks[partition] = pendingSeek }
                 registered = true
             }
             try checkOpen("wait for the assignment of \(partition)")
             try await fill(until: min(deadline, clock.now().advanced(by: .milliseconds(200))))
-            if let error = client.takeErrorToThrow() { throw error }
+            if let error = takeErrorToThrow() { throw error }
         }
     }
 
     func clearPendingSeek(_ partition: TopicPartition, _ registered: Bool) {
-        if registered { client.context.state.withLock { $0.pendingSeeks[partition] = nil } }
+        if registered { context.state.withLock { $0.pendingSeeks[partition] = nil } }
     }
 }

@@ -84,9 +84,9 @@ extension WorkflowEventConsumer {
     }
 
     private func endProcessing() async {
-        client.context.state.withLock { $0.revocationHook = nil }
+        context.state.withLock { $0.revocationHook = nil }
         // What the handlers finished is stored; the rest, unfinished, never will be.
-        client.trackOffsets { $0.forgetAll() }
+        trackOffsets { $0.forgetAll() }
         if configuration.groupID != nil && !configuration.enableAutoCommit && !isClosed {
             do {
                 try await client.commit(nil)

@@ -45,7 +45,7 @@ extension WorkflowEventConsumer {
     /// Who reads; librdkafka's rebalance callback sees the reader's batch.
     func setReading(_ state: ReadingState) {
         reading = state
-        client.context.state.withLock { $0.readerBatch = state.batch }
+        context.state.withLock { $0.readerBatch = state.batch }
     }
 
     /// Ends `reader`'s turn. Its event in hand was not finished: it goes back to the front
@@ -65,7 +65,7 @@ extension WorkflowEventConsumer {
 
     /// Stores the offsets, destroys and puts back what was taken out of a reader's batch.
     func settle(_ taken: ReaderBatch.Taken) {
-        client.finish(taken.store)
+        finish(taken.store)
         for message in taken.destroy { message.destroy() }
         putBack(taken.giveBack)
         counters.eventsDelivered += taken.delivered
@@ -77,7 +77,7 @@ extension WorkflowEventConsumer {
     func putBack(_ messages: [FetchedMessage]) {
         guard !messages.isEmpty else { return }
         guard configuration.groupID != nil else { return buffer.prepend(messages) }
-        let assignment = client.assignment
+        let assignment = context.assignment
         var kept: [FetchedMessage] = []
         kept.reserveCapacity(messages.count)
         for message in messages {
@@ -121,7 +121,7 @@ extension WorkflowEventConsumer {
         releaseFetchPath()
         try checkOpen("process")
         if machine.liftKeepAlivePause() {
-            client.setPaused(false, client.assignment.sorted())
+            client.setPaused(false, context.assignment.sorted())
         }
         // Records of an earlier poll count as processed, as at the next poll.
         storePolledOffsets()
@@ -145,7 +145,7 @@ extension WorkflowEventConsumer {
     /// handlers took finishes one by one.
     func storePolledOffsets() {
         guard !reading.isProcessing else { return }
-        client.trackOffsets { $0.finishAllTaken() }
+        trackOffsets { $0.finishAllTaken() }
     }
 
     /// A handler failed for good: logged and counted, and dead-lettered when there is a

@@ -239,7 +239,7 @@ extension WorkflowEventConsumer {
             for partition in records.keys { seekPositions[partition] = nil }
         }
         // Taken, and finished at the next poll: stored then.
-        client.trackOffsets { tracker in
+        trackOffsets { tracker in
             for (partition, polled) in records {
                 for record in polled { tracker.take(record.offset, of: partition) }
             }

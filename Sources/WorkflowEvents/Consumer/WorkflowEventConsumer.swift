@@ -27,6 +27,8 @@ public actor WorkflowEventConsumer {
     public nonisolated let configuration: Configuration
     let logger: Logger
     nonisolated let client: any ConsumerClient
+    /// What the client reports to, and the state its rebalances share with the consumer.
+    nonisolated let context: ConsumerClientContext
 
     /// The lifecycle and the fetch path (see ``ConsumerStateMachine``).
     var machine = ConsumerStateMachine<CheckedContinuation<Void, Never>, Task<[FetchedMessage], Never>>()
@@ -64,7 +66,7 @@ public actor WorkflowEventConsumer {
     var lastEventTime: Date?
     /// Partitions paused by ``pause(_:)`` (kept where librdkafka's rebalance callback reads
     /// them), and the messages already fetched for them.
-    var userPaused: Set<TopicPartition> { client.context.state.withLock { $0.userPaused } }
+    var userPaused: Set<TopicPartition> { context.state.withLock { $0.userPaused } }
     var heldWhilePaused: [TopicPartition: [FetchedMessage]] = [:]
     /// Set by `stopServing()`, consumed by the `serve` that sees it.
     let serveStop = StopFlag()
@@ -104,7 +106,7 @@ public actor WorkflowEventConsumer {
     ///   librdkafka property is rejected.
     public init(configuration: Configuration, logger: Logger = Logger(label: "workflow-events.consumer")) throws {
         try self.init(configuration: configuration, logger: logger) { context in
-            try RDKafkaConsumerClient(properties: configuration.librdkafkaProperties(), context: context)
+            try RDKafkaConsumerClient(properties: configuration.librdkafkaProperties(), events: context)
         }
     }
 
@@ -122,14 +124,16 @@ public actor WorkflowEventConsumer {
         self.configuration = configuration
         self.logger = logger
         self.metrics = ConsumerMetrics(group: configuration.groupID)
-        self.client = try makeClient(ConsumerClientContext(logger: logger, metrics: metrics, listeners: listeners))
+        let context = ConsumerClientContext(logger: logger, metrics: metrics, listeners: listeners)
+        self.context = context
+        self.client = try makeClient(context)
     }
 
     deinit {
         if !machine.isClosed {
             logger.info("a consumer was released without being closed; closing it in the background")
             if let taken = reading.batch?.close() {
-                client.finish(taken.store)
+                Self.finish(taken.store, context, client)
                 for message in taken.destroy { message.destroy() }
             }
             buffer.destroyAll()
@@ -198,7 +202,7 @@ public actor WorkflowEventConsumer {
     }
 
     /// The partitions assigned to this consumer now.
-    public var assignment: Set<TopicPartition> { client.assignment }
+    public var assignment: Set<TopicPartition> { context.assignment }
 
     // MARK: - Operating
 
@@ -212,7 +216,7 @@ public actor WorkflowEventConsumer {
     /// A cheap snapshot for a readiness probe: assigned partitions, the last event's time,
     /// the lag from librdkafka's statistics, the last error.
     public var health: ConsumerHealth {
-        let (assignment, lag, lastError, member, unreachableSince) = client.context.state.withLock {
+        let (assignment, lag, lastError, member, unreachableSince) = context.state.withLock {
             ($0.assignment, $0.lag, $0.lastError, $0.isGroupMember, $0.unreachableSince)
         }
         return ConsumerHealth(
@@ -227,7 +231,7 @@ public actor WorkflowEventConsumer {
     public func pause(_ partitions: [TopicPartition]) async throws {
         try checkOpen("pause")
         try checkNotProcessing("pause")
-        client.context.state.withLock { $0.userPaused.formUnion(partitions) }
+        context.state.withLock { $0.userPaused.formUnion(partitions) }
         // The reader's next events are chosen again, without the paused partitions.
         if let batch = reading.batch { putBack(batch.cut()) }
         await client.setPausedAndWait(true, partitions)
@@ -237,7 +241,7 @@ public actor WorkflowEventConsumer {
     public func resume(_ partitions: [TopicPartition]) async throws {
         try checkOpen("resume")
         try checkNotProcessing("resume")
-        let resumed = client.context.state.withLock { state in partitions.filter { state.userPaused.remove($0) != nil } }
+        let resumed = context.state.withLock { state in partitions.filter { state.userPaused.remove($0) != nil } }
         var held: [FetchedMessage] = []
         for partition in resumed { held += heldWhilePaused.removeValue(forKey: partition) ?? [] }
         buffer.prepend(held)
@@ -260,7 +264,7 @@ public actor WorkflowEventConsumer {
             snapshot.eventsDelivered += progress.uncounted
             snapshot.bufferedMessages += progress.waiting
         }
-        (snapshot.rebalances, snapshot.commitFailures) = client.context.state.withLock { ($0.rebalances, $0.commitFailures) }
+        (snapshot.rebalances, snapshot.commitFailures) = context.state.withLock { ($0.rebalances, $0.commitFailures) }
         snapshot.fetcherWakeUps = client.fetcherWakeUps
         return snapshot
     }
@@ -331,7 +335,7 @@ public actor WorkflowEventConsumer {
     /// configuration's `assignmentTimeout`): idle timeouts count from the assignment, not
     /// from the join, which takes seconds.
     var isAwaitingFirstAssignment: Bool {
-        configuration.groupID != nil && seenGeneration == 0 && client.assignment.isEmpty
+        configuration.groupID != nil && seenGeneration == 0 && context.assignment.isEmpty
             && clock.now() < subscribedAt.advanced(by: configuration.assignmentTimeout)
     }
 

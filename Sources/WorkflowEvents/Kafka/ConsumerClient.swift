@@ -7,11 +7,8 @@ import Synchronization
 
 /// The consumer's Kafka client. Calls that can block return through `async` and never block
 /// Swift's cooperative pool; a rebalance runs inside a fetch (or the close), on the
-/// client's own thread, through the shared ``ConsumerClientContext``.
+/// client's own thread, and is reported through the ``ClientEvents`` the client was made with.
 protocol ConsumerClient: AnyObject, Sendable {
-    /// The state the client's callbacks and rebalances share with the consumer.
-    var context: ConsumerClientContext { get }
-
     // MARK: Fetching
 
     /// Waits up to `timeout` for a message, then takes the others already waiting, up to
@@ -34,7 +31,7 @@ protocol ConsumerClient: AnyObject, Sendable {
     /// Assigns partitions directly (no group), each starting at the given offset.
     func assign(_ partitions: [(TopicPartition, Int64)]) async throws
     /// Pauses or resumes partitions between two fetches, through
-    /// ``ConsumerClientContext/setPaused(_:_:with:)``; a pause decided at assignment
+    /// ``ClientEvents/setPaused(_:_:decidedAt:with:)``; a pause decided at assignment
     /// `generation` is dropped when the assignment changed since. Returns before it is done;
     /// `done` runs once it is.
     func setPaused(_ paused: Bool, _ partitions: [TopicPartition], decidedAt generation: Int?, then done: (@Sendable () -> Void)?)

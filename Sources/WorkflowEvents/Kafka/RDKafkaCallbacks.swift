@@ -5,14 +5,18 @@ import Logging
 import Metrics
 import Synchronization
 
-// librdkafka's callbacks (rebalance, log, error, commit, statistics), which write to the
-// consumer's `ConsumerClientContext`, and the operations a rebalance asks of librdkafka.
+// librdkafka's callbacks (rebalance, log, error, commit, statistics), which report to the
+// consumer (`ClientEvents`), and the operations a rebalance asks of librdkafka.
 
 // MARK: - Callbacks
 
-func context(of handle: OpaquePointer?) -> ConsumerClientContext? {
+func events(of handle: OpaquePointer?) -> (any ClientEvents)? {
     guard let handle, let opaque = rd_kafka_opaque(handle) else { return nil }
-    return Unmanaged<ConsumerClientContext>.fromOpaque(opaque).takeUnretainedValue()
+    return events(at: opaque)
+}
+
+func events(at opaque: UnsafeMutableRawPointer) -> any ClientEvents {
+    Unmanaged<ClientEventsBox>.fromOpaque(opaque).takeUnretainedValue().events
 }
 
 /// What a rebalance asks of librdkafka, on the thread running its rebalance callback.
@@ -57,14 +61,14 @@ struct RDKafkaHandleOperations: RebalanceOperations {
     }
 }
 
-/// Records what librdkafka asks and hands it to the consumer's context, which runs the
-/// rebalance (the same code the in-memory client drives).
+/// Records what librdkafka asks and hands it to the consumer, which runs the rebalance (the
+/// same code the in-memory client drives).
 let rebalanceCallback:
     @convention(c) (
         OpaquePointer?, rd_kafka_resp_err_t, UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?, UnsafeMutableRawPointer?
     ) -> Void = { handle, err, partitions, opaque in
         guard let handle, let partitions, let opaque else { return }
-        let context = Unmanaged<ConsumerClientContext>.fromOpaque(opaque).takeUnretainedValue()
+        let context = events(at: opaque)
         // NULL before the group has chosen a protocol (a consumer closed before it joined, or one
         // with a hand-made assignment): eager, as rd_kafka_assign expects then.
         let protocolName: UnsafePointer<CChar>? = rd_kafka_rebalance_protocol(handle)
@@ -84,14 +88,13 @@ let rebalanceCallback:
 
 let logCallback: @convention(c) (OpaquePointer?, Int32, UnsafePointer<CChar>?, UnsafePointer<CChar>?) -> Void = {
     handle, level, facility, message in
-    guard let context = context(of: handle), let message else { return }
+    guard let context = events(of: handle), let message else { return }
     RDKafkaConfig.forwardLog(context.logger, level: level, facility: facility, message: message)
 }
 
 let errorCallback: @convention(c) (OpaquePointer?, Int32, UnsafePointer<CChar>?, UnsafeMutableRawPointer?) -> Void = {
     handle, code, reason, opaque in
     guard let handle, let opaque else { return }
-    let context = Unmanaged<ConsumerClientContext>.fromOpaque(opaque).takeUnretainedValue()
     let err = rd_kafka_resp_err_t(rawValue: code)
     var error: KafkaError
     if err == RD_KAFKA_RESP_ERR__FATAL {
@@ -101,50 +104,22 @@ let errorCallback: @convention(c) (OpaquePointer?, Int32, UnsafePointer<CChar>?,
     } else {
         error = KafkaError(err, operation: "consume", message: reason.map { String(cString: $0) })
     }
-    let wentDown = context.state.withLock { state in
-        state.lastError = error.description
-        if error.isFatal { state.errorsToThrow.append(error) }
-        guard err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN, state.unreachableSince == nil else { return false }
-        state.unreachableSince = .now
-        return true
-    }
-    if wentDown {
-        context.metrics.brokersUnreachable.record(1)
-        context.metrics.outages.increment()
-        context.logger.warning("every broker is unreachable; reading resumes when one answers", metadata: ["error": "\(error)"])
-    } else {
-        context.logger.info("librdkafka reported an error", metadata: ["error": "\(error)"])
-    }
+    events(at: opaque).errorReported(error, allBrokersDown: err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
 }
 
 let offsetCommitCallback:
     @convention(c) (
         OpaquePointer?, rd_kafka_resp_err_t, UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?, UnsafeMutableRawPointer?
     ) -> Void = { _, err, _, opaque in
-        guard let opaque else { return }
-        let context = Unmanaged<ConsumerClientContext>.fromOpaque(opaque).takeUnretainedValue()
-        if err == RD_KAFKA_RESP_ERR_NO_ERROR {
-            context.metrics.commits.increment()
-            context.noteBrokerAnswers()
-        } else if err != RD_KAFKA_RESP_ERR__NO_OFFSET {
-            context.metrics.commitFailures.increment()
-            let error = KafkaError(err, operation: "commit")
-            context.state.withLock { state in
-                state.lastError = error.description
-                state.commitFailures += 1
-            }
-        }
+        guard let opaque, err != RD_KAFKA_RESP_ERR__NO_OFFSET else { return }
+        let error = err == RD_KAFKA_RESP_ERR_NO_ERROR ? nil : KafkaError(err, operation: "commit")
+        events(at: opaque).commitAnswered(error, handingOver: false)
     }
 
 let statisticsCallback: @convention(c) (OpaquePointer?, UnsafeMutablePointer<CChar>?, Int, UnsafeMutableRawPointer?) -> Int32 = {
     _, json, length, opaque in
     guard let json, let opaque else { return 0 }
-    let context = Unmanaged<ConsumerClientContext>.fromOpaque(opaque).takeUnretainedValue()
     guard let report = StatisticsReport(json: UnsafeRawBufferPointer(start: json, count: length)) else { return 0 }
-    if let lag = report.lag {
-        context.state.withLock { $0.lag = lag }
-        context.metrics.recordLag(lag)
-    }
-    if report.anyBrokerUp { context.noteBrokerAnswers() }
+    events(at: opaque).statisticsReported(report)
     return 0  // librdkafka frees the JSON
 }

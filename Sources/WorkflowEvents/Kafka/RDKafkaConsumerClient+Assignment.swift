@@ -32,14 +32,7 @@ extension RDKafkaConsumerClient {
         try await request(on: operationsQueue, "assign \(partitions.map(\.0))") { [self] in
             let err = withPartitionList(partitions) { rd_kafka_assign(handle, $0) }
             guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(err, operation: "assign \(partitions.map(\.0))") }
-            // The application's pauses made before librdkafka knew these partitions.
-            let userPaused = context.state.withLock { $0.userPaused }
-            context.setPaused(true, partitions.map(\.0).filter { userPaused.contains($0) }, with: RDKafkaHandleOperations(handle: handle))
-        }
-        context.state.withLock { state in
-            state.assignment = Set(partitions.map(\.0))
-            state.startOffsets = Dictionary(partitions, uniquingKeysWith: { _, last in last })
-            state.generation += 1
+            events.assignedDirectly(partitions, with: RDKafkaHandleOperations(handle: handle))
         }
     }
 
@@ -65,20 +58,12 @@ extension RDKafkaConsumerClient {
         wakeUp()
         pollQueue.async { [self] in
             defer { done?() }
-            if paused, let generation, assignmentGeneration != generation {
-                context.logger.debug(
-                    "a pause decided before a rebalance was dropped",
-                    metadata: ["kafka.partitions": "\(partitions.map(\.description).joined(separator: ","))"])
-                return
+            usingIfOpen(()) {
+                _ = events.setPaused(paused, partitions, decidedAt: generation, with: RDKafkaHandleOperations(handle: handle))
             }
-            let error = usingIfOpen(nil) { context.setPaused(paused, partitions, with: RDKafkaHandleOperations(handle: handle)) }
             // librdkafka 2.0.2 starts fetching a resumed partition only when its broker thread
             // next wakes, which can be a second later.
             if !paused, let fetcherWakeUp, fetcherWakeUp.shouldWakeAfterResume() { sendWakeUp(fetcherWakeUp) }
-            if let error {
-                context.logger.info(
-                    "librdkafka refused to \(paused ? "pause" : "resume") partitions", metadata: ["error": "\(error)"])
-            }
         }
     }
 

@@ -116,7 +116,7 @@ extension RDKafkaConsumerClient {
 
     /// Wakes the broker threads with a request whose answer is not used (see above).
     func sendWakeUp(_ fetcherWakeUp: FetcherWakeUp) {
-        let partitions = context.state.withLock { $0.assignment }
+        let partitions = events.assignment
         guard !partitions.isEmpty else {
             fetcherWakeUp.finished()
             return

@@ -39,15 +39,7 @@ extension RDKafkaConsumerClient {
         guard !offsets.isEmpty else { return }
         let err = usingIfOpen(RD_KAFKA_RESP_ERR__DESTROY) { withPartitionList(offsets) { rd_kafka_commit(handle, $0, 0) } }
         if err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__NO_OFFSET {
-            let error = KafkaError(err, operation: "commit before handing partitions over")
-            context.metrics.commitFailures.increment()
-            context.state.withLock { state in
-                state.commitFailures += 1
-                state.lastError = error.description
-            }
-            context.logger.info(
-                "the commit before handing partitions over failed; their next owner may read some events again",
-                metadata: ["error": "\(error)"])
+            events.commitAnswered(KafkaError(err, operation: "commit before handing partitions over"), handingOver: true)
         }
     }
 

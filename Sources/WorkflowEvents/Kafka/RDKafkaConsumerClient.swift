@@ -22,8 +22,10 @@ import Synchronization
 final class RDKafkaConsumerClient: ConsumerClient, @unchecked Sendable {
     let handle: OpaquePointer
     let queue: OpaquePointer
-    let context: ConsumerClientContext
-    let retainedContext: Unmanaged<ConsumerClientContext>
+    /// What the client reports to, and reads of, the consumer.
+    let events: any ClientEvents
+    /// The box librdkafka's callbacks find `events` in, kept until the handle is destroyed.
+    let retainedEvents: Unmanaged<ClientEventsBox>
     let pollQueue = DispatchQueue(label: "workflow-events.consumer.poll")
     let operationsQueue = DispatchQueue(label: "workflow-events.consumer.operations")
 
@@ -45,9 +47,9 @@ final class RDKafkaConsumerClient: ConsumerClient, @unchecked Sendable {
     /// Runs the commits of the application's rebalance handlers.
     let handlerQueue = DispatchQueue(label: "workflow-events.consumer.rebalance-handlers")
 
-    init(properties: [(String, String)], context: ConsumerClientContext) throws {
+    init(properties: [(String, String)], events: any ClientEvents) throws {
         fetcherWakeUp = FetcherWakeUp(properties: properties, librdkafkaVersion: librdkafkaVersionNumber)
-        let retained = Unmanaged.passRetained(context)
+        let retained = Unmanaged.passRetained(ClientEventsBox(events))
         do {
             handle = try RDKafkaConfig.withConfiguration(properties) { conf in
                 rd_kafka_conf_set_opaque(conf, retained.toOpaque())
@@ -69,8 +71,8 @@ final class RDKafkaConsumerClient: ConsumerClient, @unchecked Sendable {
         }
         rd_kafka_poll_set_consumer(handle)
         queue = rd_kafka_queue_get_consumer(handle)
-        self.context = context
-        self.retainedContext = retained
+        self.events = events
+        self.retainedEvents = retained
     }
 
     // MARK: Using the handle
@@ -167,7 +169,7 @@ final class RDKafkaConsumerClient: ConsumerClient, @unchecked Sendable {
         // included) on this thread: the handle is still in use.
         let err = rd_kafka_consumer_close(handle)
         if err != RD_KAFKA_RESP_ERR_NO_ERROR {
-            context.logger.info("closing the consumer reported an error", metadata: ["error": "\(KafkaError(err, operation: "close"))"])
+            events.logger.info("closing the consumer reported an error", metadata: ["error": "\(KafkaError(err, operation: "close"))"])
         }
         let othersInFlight = uses.withLock { uses in
             uses.destroying = true
@@ -182,7 +184,7 @@ final class RDKafkaConsumerClient: ConsumerClient, @unchecked Sendable {
         }
         rd_kafka_queue_destroy(queue)
         rd_kafka_destroy(handle)
-        retainedContext.release()
+        retainedEvents.release()
     }
 }
 

@@ -521,13 +521,7 @@ final class InMemoryConsumerClient: ConsumerClient, Sendable {
 
     func assign(_ partitions: [(TopicPartition, Int64)]) async throws {
         take(partitions.map(\.0), startOffsets: Dictionary(partitions, uniquingKeysWith: { _, last in last }), replacing: true)
-        let userPaused = context.state.withLock { $0.userPaused }
-        context.setPaused(true, partitions.map(\.0).filter { userPaused.contains($0) }, with: operations)
-        context.state.withLock { state in
-            state.assignment = Set(partitions.map(\.0))
-            state.startOffsets = Dictionary(partitions, uniquingKeysWith: { _, last in last })
-            state.generation += 1
-        }
+        context.assignedDirectly(partitions, with: operations)
     }
 
     func setPaused(_ paused: Bool, _ partitions: [TopicPartition], decidedAt generation: Int?, then done: (@Sendable () -> Void)?) {
@@ -538,8 +532,7 @@ final class InMemoryConsumerClient: ConsumerClient, Sendable {
         wakeUp()
         pollQueue.async { [self] in
             defer { done?() }
-            if paused, let generation, assignmentGeneration != generation { return }
-            context.setPaused(paused, partitions, with: operations)
+            _ = context.setPaused(paused, partitions, decidedAt: generation, with: operations)
         }
     }
 

@@ -1,23 +1,27 @@
 import Synchronization
 
-// What the consumer reads and decides through its client's shared context: the
+// What the consumer reads and decides through the context its client reports to: the
 // assignment, the offsets it stores (through the one tracker), and the errors to throw.
+// Nonisolated: `process`'s loop and workers use them too.
 
-extension ConsumerClient {
-    var assignment: Set<TopicPartition> { context.state.withLock { $0.assignment } }
+extension WorkflowEventConsumer {
 
     /// Assignments so far: a rebalance changes it.
-    var assignmentGeneration: Int { context.state.withLock { $0.generation } }
+    nonisolated var assignmentGeneration: Int { context.state.withLock { $0.generation } }
 
     /// Updates the offset tracker with `body`, then stores the offsets that moved, under the
     /// tracker's lock: the one way offsets are stored, so that they are stored in the order
     /// the tracker decided them.
     @discardableResult
-    func trackOffsets<T>(_ body: (inout OffsetTracker) -> T) -> T {
+    nonisolated func trackOffsets<T>(_ body: (inout OffsetTracker) -> T) -> T {
+        Self.trackOffsets(context, client, body)
+    }
+
+    static func trackOffsets<T>(_ context: ConsumerClientContext, _ client: any ConsumerClient, _ body: (inout OffsetTracker) -> T) -> T {
         context.offsets.withLock { tracker in
             let result = body(&tracker)
             let entries = tracker.takeStores()
-            if !entries.isEmpty { store(entries) }
+            if !entries.isEmpty { client.store(entries) }
             return result
         }
     }
@@ -26,21 +30,25 @@ extension ConsumerClient {
     /// For `process`, which notes each record taken and finished and stores once its loop
     /// has caught up.
     @discardableResult
-    func recordOffsets<T>(_ body: (inout OffsetTracker) -> T) -> T {
+    nonisolated func recordOffsets<T>(_ body: (inout OffsetTracker) -> T) -> T {
         context.offsets.withLock { body(&$0) }
     }
 
     /// The records of `messages`, taken in order, are finished: the offset after the last
     /// one of each partition is stored.
-    func finish(_ messages: [FetchedMessage]) {
+    nonisolated func finish(_ messages: [FetchedMessage]) {
+        Self.finish(messages, context, client)
+    }
+
+    static func finish(_ messages: [FetchedMessage], _ context: ConsumerClientContext, _ client: any ConsumerClient) {
         guard !messages.isEmpty else { return }
         let last = lastOffsets(of: messages)
-        trackOffsets { tracker in
+        trackOffsets(context, client) { tracker in
             for (partition, offset) in last { tracker.finish(through: offset, of: partition) }
         }
     }
 
-    func takeErrorToThrow() -> KafkaError? {
+    nonisolated func takeErrorToThrow() -> KafkaError? {
         context.state.withLock { state in
             state.errorsToThrow.isEmpty ? nil : state.errorsToThrow.removeFirst()
         }
