@@ -100,7 +100,8 @@ extension WorkflowEventConsumer {
         keepAlive = Task { [weak self] in
             while !Task.isCancelled {
                 try? await clock.sleep(for: Self.serviceInterval)
-                guard let self else { return }
+                // Cancelled while asleep: another reader (process) may own the fetching now.
+                guard !Task.isCancelled, let self else { return }
                 await self.serviceWhileBusy(pauseAfter: pauseAfter)
             }
         }
@@ -115,14 +116,16 @@ extension WorkflowEventConsumer {
     /// serves its callbacks; pauses the assignment when the reader has been busy for
     /// `pauseAfter`.
     func serviceWhileBusy(pauseAfter: Duration) async {
-        guard machine.isOpen else { return }
+        // `process` fetches for itself: a message taken here would never reach its handlers,
+        // and its offsets would be stored past it.
+        guard machine.isOpen, !reading.isProcessing else { return }
         // The events the reader finished reach librdkafka's auto-commit within this interval,
         // also while the reader is still working through its batch.
         reading.batch?.withFinished { finish($0) }
         guard subscription != nil, !machine.isFetchPathOwned else { return }
         // A batch taken ahead came from librdkafka before anything taken now.
         await absorbReadAhead()
-        guard machine.isOpen, !machine.isFetchPathOwned else { return }
+        guard machine.isOpen, !machine.isFetchPathOwned, !reading.isProcessing else { return }
         let now = clock.now()
         // A reader that took an event from its batch since the last look is not busy.
         if let handedOut = reading.batch?.progress.handedOut, handedOut != lastHandedOut {
