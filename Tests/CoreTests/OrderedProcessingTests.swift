@@ -123,14 +123,14 @@ struct OrderedProcessingTests {
             }
         }
         while client.paused.count < 64 { await Task.yield() }
-        let peakWhileBlocked = await consumer.statistics.peakEventsInProcessing
         gate.withLock { $0 = true }
         for await _ in done { break }
         task.cancel()
         try await task.value
         let peak = await consumer.statistics.peakEventsInProcessing
         // The limit, plus the few fetch batches on their way when the pause takes effect.
-        #expect(peakWhileBlocked >= 1_000, "held \(peakWhileBlocked) events when every partition was paused")
+        // The limit was reached (the peak is reported by the loop now and then, not at once).
+        #expect(peak >= 1_000, "held at most \(peak) events at once")
         #expect(peak <= 1_000 + 4 * 100, "held \(peak) events at once")
         // Each workflow's steps so far are an unbroken prefix, in order.
         for (workflow, steps) in log.steps {
