@@ -5,6 +5,7 @@ for running the hand-over tests against a second broker implementation.
 Prints `bootstrap <servers>` and then serves commands on stdin, one per line, each answered
 with `ok` or `error <why>`:
     topic NAME PARTITIONS   create a topic (replication factor 1)
+    rtt BROKER MS           delay each answer of a broker by MS milliseconds
     quit                    destroy the cluster and exit (so does the end of stdin)
 """
 import ctypes
@@ -29,6 +30,8 @@ rd.rd_kafka_mock_cluster_bootstraps.restype = ctypes.c_char_p
 rd.rd_kafka_mock_cluster_bootstraps.argtypes = [ctypes.c_void_p]
 rd.rd_kafka_mock_topic_create.restype = ctypes.c_int
 rd.rd_kafka_mock_topic_create.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_int]
+rd.rd_kafka_mock_broker_set_rtt.restype = ctypes.c_int
+rd.rd_kafka_mock_broker_set_rtt.argtypes = [ctypes.c_void_p, ctypes.c_int32, ctypes.c_int]
 rd.rd_kafka_mock_cluster_destroy.argtypes = [ctypes.c_void_p]
 rd.rd_kafka_destroy.argtypes = [ctypes.c_void_p]
 
@@ -51,6 +54,9 @@ for line in sys.stdin:
         break
     if words[0] == "topic" and len(words) == 3:
         err = rd.rd_kafka_mock_topic_create(cluster, words[1].encode(), int(words[2]), 1)
+        print("ok" if err == 0 else f"error {err}", flush=True)
+    elif words[0] == "rtt" and len(words) == 3:
+        err = rd.rd_kafka_mock_broker_set_rtt(cluster, int(words[1]), int(words[2]))
         print("ok" if err == 0 else f"error {err}", flush=True)
     else:
         print("error unknown command", flush=True)

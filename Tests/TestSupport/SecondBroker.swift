@@ -10,6 +10,8 @@ public import WorkflowEventsTesting
 public protocol TestCluster: Sendable {
     var bootstrapServers: String { get }
     func createTopic(_ name: String, partitions: Int) async throws
+    /// Delays each answer of `broker` by `delay`.
+    func setRoundTripTime(_ delay: Duration, broker: Int32) async throws
     func shutdown()
 }
 
@@ -110,12 +112,22 @@ public final class SecondBrokerCluster: TestCluster, @unchecked Sendable {
     }
 
     private func createTopicNow(_ name: String, partitions: Int) throws {
+        try command("topic \(name) \(partitions)", "creating topic '\(name)'")
+    }
+
+    public func setRoundTripTime(_ delay: Duration, broker: Int32) async throws {
+        let milliseconds = delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000
+        try await offThePool { try self.command("rtt \(broker) \(milliseconds)", "setting broker \(broker)'s round trip") }
+    }
+
+    /// Sends a command and waits for its `ok`.
+    private func command(_ line: String, _ what: String) throws {
         lock.lock()
         defer { lock.unlock() }
-        try input.write(contentsOf: Data("topic \(name) \(partitions)\n".utf8))
+        try input.write(contentsOf: Data("\(line)\n".utf8))
         let answer = Self.readLine(output, &pending)
         guard answer == "ok" else {
-            throw SecondBrokerError(description: "creating topic '\(name)' on the 2.16 mock: \(answer ?? "no answer")")
+            throw SecondBrokerError(description: "\(what) on the 2.16 mock: \(answer ?? "no answer")")
         }
     }
 
