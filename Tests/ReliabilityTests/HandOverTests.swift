@@ -29,6 +29,7 @@ struct HandOverTests {
         try await cluster.createTopic(fixture.topic, partitions: 4)
         let events = SampleEvents.make(count: 2_000, workflows: 16)
         let reports = try await produce(events, to: fixture.topic, on: fixture.cluster)
+        try await letFollowersSyncFirst(cluster)
         let configuration = groupConfiguration(fixture.cluster, group: "hand-over")
         let leaving = try WorkflowEventConsumer(configuration: configuration)
         let staying = try WorkflowEventConsumer(configuration: configuration)

@@ -46,6 +46,7 @@ struct RebalanceHandlerTests {
         let topic = "half-done"
         try cluster.createTopic(topic, partitions: 2)
         _ = try await produce(SampleEvents.make(count: 80, workflows: 16), to: topic, on: cluster)
+        try await letFollowersSyncFirst(cluster)
         var configuration = groupConfiguration(cluster, group: "half-done-\(assignment)", autoCommit: false)
         configuration.properties["partition.assignment.strategy"] = assignment.strategy
         configuration.maxPollRecords = 500
@@ -116,6 +117,7 @@ struct RebalanceHandlerTests {
         let topic = "overrun"
         try cluster.createTopic(topic, partitions: 2)
         _ = try await produce(SampleEvents.make(count: 40, workflows: 8), to: topic, on: cluster)
+        try await letFollowersSyncFirst(cluster)
         let configuration = groupConfiguration(cluster, group: "overrun", autoCommit: false)
         let first = try WorkflowEventConsumer(configuration: configuration)
         let late = Log<any Error>()

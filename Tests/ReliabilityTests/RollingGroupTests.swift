@@ -15,6 +15,7 @@ struct RollingGroupTests {
         try cluster.createTopic(topic, partitions: 64)
         let events = SampleEvents.make(count: 100_000, workflows: 256)
         let reports = try await produce(events, to: topic, on: cluster)
+        try await letFollowersSyncFirst(cluster)
         let place = Dictionary(uniqueKeysWithValues: zip(events.map(\.eventID), reports))
         var configuration = groupConfiguration(cluster, group: "rolling")
         configuration.properties["session.timeout.ms"] = "3000"

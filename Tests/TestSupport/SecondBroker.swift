@@ -21,6 +21,16 @@ extension MockKafkaCluster: TestCluster {
     }
 }
 
+/// Both mocks answer a member's SyncGroup with INVALID_REQUEST when the leader's came first
+/// (the group is up already; a broker answers it with the member's assignment): the member
+/// rejoins, and on a loaded machine can lose that race round after round and never get
+/// partitions. The leader asks for metadata before it assigns, so with every answer of the
+/// broker 50 ms late the other members' SyncGroups come first. For tests whose members must
+/// share partitions.
+public func letFollowersSyncFirst(_ cluster: any TestCluster, brokers: Int32 = 1) async throws {
+    for broker in 1...brokers { try await cluster.setRoundTripTime(.milliseconds(50), broker: broker) }
+}
+
 /// The broker implementations the group tests run against.
 public enum BrokerImplementation: String, CaseIterable, Sendable, CustomStringConvertible {
     /// librdkafka 2.0.2's mock cluster, in this process (Debian's librdkafka-dev).

@@ -76,6 +76,7 @@ struct ObservabilityTests {
         for strategy in ["range", "cooperative-sticky"] {
             let fixture = try await makeFixture(partitions: 6, events: 60)
             defer { fixture.cluster.shutdown() }
+            try await letFollowersSyncFirst(fixture.cluster)
             var configuration = groupConfiguration(fixture.cluster, group: "rebalance-\(strategy)")
             configuration.properties["partition.assignment.strategy"] = strategy
             let first = try WorkflowEventConsumer(configuration: configuration)

@@ -503,6 +503,7 @@ struct RevocationInsideBatchTests {
                 try await produceRecords(Array(events[start..<start + 10]), to: topic, partition: Int32(partition), on: cluster)
             }
         }
+        try await letFollowersSyncFirst(cluster)
         var configuration = groupConfiguration(cluster, group: "inside-batch")
         configuration.properties["partition.assignment.strategy"] = "cooperative-sticky"
         // Only the revocation commits: the periodic commit would not come within the test.

@@ -13,16 +13,11 @@ struct OrderedProcessingTests {
     func revocationWaitsForHandlers(broker: BrokerImplementation, strategy: String) async throws {
         let cluster = try await broker.makeCluster()
         defer { cluster.shutdown() }
-        // Both mocks answer a member's SyncGroup with INVALID_REQUEST when the leader's came
-        // first (the group is already up; a broker would answer it with the assignment): the
-        // member rejoins, and on a loaded machine can lose that race round after round, never
-        // getting its partitions. The leader asks for metadata before it assigns: with answers
-        // 50 ms late, the other member's SyncGroup comes first, as it does against a broker.
-        try await cluster.setRoundTripTime(.milliseconds(50), broker: 1)
         let fixture = (cluster: cluster, topic: "workflow-events")
         try await cluster.createTopic(fixture.topic, partitions: 6)
         let events = workflowEvents(workflows: 48, perWorkflow: 40)
         let reports = try await produce(events, to: fixture.topic, on: fixture.cluster)
+        try await letFollowersSyncFirst(cluster)
         let place = Dictionary(uniqueKeysWithValues: zip(events.map(\.eventID), reports))
         var configuration = groupConfiguration(fixture.cluster, group: "revocation")
         configuration.properties["partition.assignment.strategy"] = strategy
