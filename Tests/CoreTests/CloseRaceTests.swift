@@ -60,6 +60,42 @@ struct CloseRaceTests {
     }
 }
 
+extension CloseRaceTests {
+    @Test("close racing process as it starts: process returns or throws clientClosed, and nothing unfinished is committed (20 rounds)")
+    func closeRacingProcess() async throws {
+        for round in 0..<20 {
+            let fixture = Fixture(partitions: 2, events: 60)
+            let (consumer, client) = try fixture.consumer()
+            let handled = Shared<[Int32: Int64]>([:])
+            let placement = fixture.placement
+            // The close's revocation must not wait for a loop that has ended: with an hour to
+            // drain, a wait for it would outlast the test.
+            var limits = WorkflowEventConsumer.ProcessingLimits(drainTimeout: .seconds(3600))
+            limits.revocationReplyGrace = .seconds(3600)
+            let processing = Task {
+                try await consumer.process(topics: [fixture.topic], maxConcurrency: 4, limits: limits) { event in
+                    let (partition, offset) = placement[event.eventID]!
+                    handled.withLock { $0[partition.partition] = max($0[partition.partition] ?? -1, offset) }
+                }
+            }
+            for _ in 0..<(round % 6) { await Task.yield() }
+            await consumer.close()
+            do {
+                try await processing.value
+            } catch let error as WorkflowEventsError where error.code == .clientClosed {
+            } catch {
+                Issue.record("round \(round): process threw \(error)")
+            }
+            #expect(client.isClosed, "round \(round): the client is not closed")
+            for (partition, committed) in fixture.committed {
+                let last = handled.withLock { $0[partition.partition] } ?? -1
+                #expect(committed <= last + 1, "round \(round): committed \(committed) of \(partition), last handled \(last)")
+            }
+            fixture.expectNoMessageLeaked()
+        }
+    }
+}
+
 /// An operation the close races.
 enum CloseRaceOperation: String, CaseIterable, Sendable {
     case seek, position, commit, commitOffsets, pause, resume, lag, committed, subscribe, topics, poll

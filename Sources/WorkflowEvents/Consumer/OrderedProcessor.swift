@@ -107,7 +107,9 @@ final class OrderedProcessor: @unchecked Sendable {
         consumer.context.state.withLock { state in
             state.revocationHook = { [client] partitions, lost in
                 let reply = RevocationReply()
-                mailbox.post(.revoke(partitions, lost: lost, reply: reply))
+                // The loop has ended (process is returning): it has stored what it finished,
+                // and nothing waits to be handed over.
+                guard mailbox.post(.revoke(partitions, lost: lost, reply: reply)) else { return }
                 // Bounded: the loop replies within the drain timeout. This runs on
                 // librdkafka's polling thread, never on Swift's cooperative pool. Past the
                 // bound the rebalance goes on without the loop's commit, and the loop's
@@ -192,6 +194,19 @@ final class OrderedProcessor: @unchecked Sendable {
         running = [:]
         for revocation in revocations where revocation.reply.claim() { revocation.reply.send([]) }
         revocations = []
+        // A revocation posted since the last signal taken is answered at once; a revocation
+        // after this is not waited for (see the hook in `run`).
+        for signal in mailbox.close() {
+            switch signal {
+            case .revoke(_, _, let reply):
+                if reply.claim() { reply.send([]) }
+            case .fetched(let messages, let ack):
+                for message in messages { message.destroy() }
+                ack()
+            default:
+                break
+            }
+        }
         await flushCounters()
         if let failure { return .failure(failure) }
         return .success(())

@@ -37,20 +37,35 @@ final class Mailbox: Sendable {
     private struct State {
         var signals: Deque<ProcessingSignal> = []
         var waiter: CheckedContinuation<ProcessingSignal, Never>?
+        /// The loop has ended: nothing reads the signals any more.
+        var closed = false
     }
 
     private let state = Mutex(State())
 
-    func post(_ signal: ProcessingSignal) {
-        let waiter: CheckedContinuation<ProcessingSignal, Never>? = state.withLock { state in
+    /// Posts `signal`; false when the loop has ended, and nothing will read it.
+    @discardableResult
+    func post(_ signal: ProcessingSignal) -> Bool {
+        let (posted, waiter) = state.withLock { state -> (Bool, CheckedContinuation<ProcessingSignal, Never>?) in
+            guard !state.closed else { return (false, nil) }
             if let waiter = state.waiter {
                 state.waiter = nil
-                return waiter
+                return (true, waiter)
             }
             state.signals.append(signal)
-            return nil
+            return (true, nil)
         }
         waiter?.resume(returning: signal)
+        return posted
+    }
+
+    /// The loop has ended: later posts are refused, and the signals left are returned.
+    func close() -> [ProcessingSignal] {
+        state.withLock { state in
+            state.closed = true
+            defer { state.signals = [] }
+            return Array(state.signals)
+        }
     }
 
     /// Whether a signal waits: the loop does its bookkeeping once none does.
