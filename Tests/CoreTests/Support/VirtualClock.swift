@@ -40,9 +40,6 @@ final class VirtualClock: Sendable {
         ConsumerClock(now: { self.now }, sleepUntil: { try await self.sleep(until: $0) })
     }
 
-    /// How many tasks sleep on the clock.
-    var sleeping: Int { state.withLock { $0.sleepers.count } }
-
     /// Returns once `count` tasks sleep on the clock.
     func waitForSleepers(_ count: Int) async {
         await withCheckedContinuation { continuation in
