@@ -219,7 +219,6 @@ final class OrderedProcessor: @unchecked Sendable {
     func fetch() async {
         let client = self.client
         let mailbox = self.mailbox
-        let batchSize = consumer.configuration.fetchBatchSize
         let stopFetching = self.stopFetching
         defer { mailbox.post(.fetcherEnded) }
         while !stopFetching.isSet {
@@ -228,7 +227,7 @@ final class OrderedProcessor: @unchecked Sendable {
                 return
             }
             // Validated on the poll queue, while the loop works on the batch before.
-            let batch = await client.fetch(timeout: .milliseconds(100), maximum: batchSize, decode: true)
+            let batch = await consumer.fetchForProcess()
             if let error = consumer.takeErrorToThrow() {
                 for message in batch { message.destroy() }
                 mailbox.post(.fetchFailed(error))

@@ -60,15 +60,12 @@ extension WorkflowEventConsumer {
             }
         }
         try checkOpen("assign")
-        await acquireFetchPath()
-        defer { releaseFetchPath() }
+        await fetcher.acquire()
+        defer { fetcher.release() }
         try await client.assign(resolved)
         // What was fetched for an earlier assignment is not read any more.
         let kept = Set(partitions)
-        buffer.drop { !kept.contains($0) }
-        for partition in heldWhilePaused.keys where !kept.contains(partition) {
-            for message in heldWhilePaused.removeValue(forKey: partition) ?? [] { message.destroy() }
-        }
+        fetcher.drop { !kept.contains($0) }
         trackOffsets { $0.forgetAll() }
         seekPositions = [:]
         subscription = .partitions(kept)
@@ -109,10 +106,8 @@ extension WorkflowEventConsumer {
         storePolledOffsets()
         keepAlive?.cancel()
         keepAlive = nil
-        await acquireFetchPath()
-        if machine.liftKeepAlivePause() {
-            client.setPaused(false, context.assignment.sorted())
-        }
+        await fetcher.acquire()
+        fetcher.liftKeepAlivePause()
         do {
             if case .topics = current, configuration.groupID != nil {
                 try await client.unsubscribe()
@@ -120,21 +115,19 @@ extension WorkflowEventConsumer {
                 try await client.assign([])
             }
         } catch {
-            releaseFetchPath()
+            fetcher.release()
             throw error
         }
-        releaseFetchPath()
+        fetcher.release()
         subscription = nil
         // librdkafka revokes the group's assignment in its rebalance callback, which runs
         // inside a consume call: served here until the assignment is empty.
         let deadline = clock.now().advanced(by: configuration.assignmentTimeout)
         while !context.assignment.isEmpty, clock.now() < deadline, machine.isOpen {
             try await fill(until: min(deadline, clock.now().advanced(by: .milliseconds(100))))
-            buffer.destroyAll()
+            fetcher.buffer.destroyAll()
         }
-        buffer.destroyAll()
-        for (_, messages) in heldWhilePaused { for message in messages { message.destroy() } }
-        heldWhilePaused = [:]
+        fetcher.destroyAll()
         seekPositions = [:]
         trackOffsets { $0.forgetAll() }
         if !context.assignment.isEmpty {

@@ -43,7 +43,7 @@ extension WorkflowEventConsumer {
             try await subscribe(topics)
         }
         lastRead = clock.now()
-        if configuration.groupID != nil && !buffer.isEmpty && lastRead - lastFetch >= Self.serviceInterval {
+        if configuration.groupID != nil && !fetcher.buffer.isEmpty && lastRead - fetcher.lastFetch >= Self.serviceInterval {
             await serviceWhileBusy(pauseAfter: .seconds(Int64.max))
         }
         var deadline = idle.map { clock.now().advanced(by: $0) }
@@ -54,7 +54,7 @@ extension WorkflowEventConsumer {
         var gatheredBy: ContinuousClock.Instant?
         while true {
             if let error = takeErrorToThrow() { throw error }
-            if let gathering = batch.gathering, !buffer.isEmpty, buffer.count < gathering.count {
+            if let gathering = batch.gathering, !fetcher.buffer.isEmpty, fetcher.buffer.count < gathering.count {
                 let now = clock.now()
                 let until = gatheredBy ?? now.advanced(by: gathering.wait)
                 gatheredBy = until
@@ -72,8 +72,8 @@ extension WorkflowEventConsumer {
                 // Idle only once caught up: while the partitions hold events this member has
                 // not read (or their end is not known yet), the clock does not count. A batch
                 // read ahead has moved librdkafka's position: it is read first.
-                await absorbReadAhead()
-                if !buffer.isEmpty { continue }
+                await fetcher.absorbReadAhead()
+                if !fetcher.buffer.isEmpty { continue }
                 let backlog = await backlog()
                 if backlog.isCaughtUp { return false }
                 let now = clock.now()
@@ -109,19 +109,19 @@ extension WorkflowEventConsumer {
         var messages: [FetchedMessage] = []
         var events: [WorkflowEvent] = []
         let limit = batch.gathering?.count ?? configuration.fetchBatchSize
-        messages.reserveCapacity(min(limit, buffer.count))
-        events.reserveCapacity(min(limit, buffer.count))
+        messages.reserveCapacity(min(limit, fetcher.buffer.count))
+        events.reserveCapacity(min(limit, fetcher.buffer.count))
         func holdsPartition(of message: FetchedMessage) -> Bool {
             let topic = message.topic
             return messages.contains { $0.partition == message.partition && $0.topic == topic }
         }
         // Read once (it is behind the callback context's lock), and again after an await.
         var paused = userPaused
-        taking: while messages.count < limit, let message = buffer.popFirst() {
+        taking: while messages.count < limit, let message = fetcher.buffer.popFirst() {
             if !paused.isEmpty, !message.isError {
                 let partition = TopicPartition(topic: message.topic, partition: message.partition)
                 if paused.contains(partition) {
-                    heldWhilePaused[partition, default: []].append(message)
+                    fetcher.hold(message, of: partition)
                     continue
                 }
             }
@@ -132,7 +132,7 @@ extension WorkflowEventConsumer {
                 continue
             case .error(let error?):
                 guard messages.isEmpty else {
-                    buffer.prepend([message])
+                    fetcher.buffer.prepend([message])
                     break taking
                 }
                 message.destroy()
@@ -145,14 +145,14 @@ extension WorkflowEventConsumer {
                 break
             }
             if holdsPartition(of: message) {
-                buffer.prepend([message])
+                fetcher.buffer.prepend([message])
                 break taking
             }
             if case .invalid(let error) = kind {
                 do {
                     try await skipInvalid(message, error)
                 } catch {
-                    buffer.prepend(messages + [message])
+                    fetcher.buffer.prepend(messages + [message])
                     throw error
                 }
                 // Closed while the dead-letter topic was written: the close has destroyed the

@@ -14,11 +14,8 @@ extension WorkflowEventConsumer {
     /// the tracker decided them.
     @discardableResult
     nonisolated func trackOffsets<T>(_ body: (inout OffsetTracker) -> T) -> T {
-        Self.trackOffsets(context, client, body)
-    }
-
-    static func trackOffsets<T>(_ context: ConsumerClientContext, _ client: any ConsumerClient, _ body: (inout OffsetTracker) -> T) -> T {
-        context.offsets.withLock { tracker in
+        let client = self.client
+        return context.offsets.withLock { tracker in
             let result = body(&tracker)
             let entries = tracker.takeStores()
             if !entries.isEmpty { client.store(entries) }
@@ -37,13 +34,9 @@ extension WorkflowEventConsumer {
     /// The records of `messages`, taken in order, are finished: the offset after the last
     /// one of each partition is stored.
     nonisolated func finish(_ messages: [FetchedMessage]) {
-        Self.finish(messages, context, client)
-    }
-
-    static func finish(_ messages: [FetchedMessage], _ context: ConsumerClientContext, _ client: any ConsumerClient) {
         guard !messages.isEmpty else { return }
         let last = lastOffsets(of: messages)
-        trackOffsets(context, client) { tracker in
+        trackOffsets { tracker in
             for (partition, offset) in last { tracker.finish(through: offset, of: partition) }
         }
     }

@@ -101,7 +101,7 @@ extension WorkflowEventConsumer {
         if !appliedAtAssignment {
             // The seek owns the fetch path while librdkafka moves the position: a fetch of the
             // keep-alive meanwhile would take a message from the old position.
-            await acquireFetchPath()
+            await fetcher.acquire()
             if let batch = reading.batch {
                 // Events finished before the seek count; the one in hand, from before it, not.
                 batch.withFinished { finish($0) }
@@ -110,12 +110,11 @@ extension WorkflowEventConsumer {
             // Nothing taken before the seek is stored any more (records of a `poll`, the event
             // in hand): the partition starts again where it was sought.
             trackOffsets { $0.forget([partition]) }
-            buffer.drop { $0 == partition }
-            for message in heldWhilePaused.removeValue(forKey: partition) ?? [] { message.destroy() }
+            fetcher.drop { $0 == partition }
             do {
                 try await client.seek(partition, to: offset, timeout: configuration.connectionTimeout)
             } catch {
-                releaseFetchPath()
+                fetcher.release()
                 // A rebalance or the close took the partition while the seek was on its way.
                 if !machine.isOpen { throw WorkflowEventsError(.clientClosed, "cannot seek: the consumer is closed; create a new one") }
                 if !context.assignment.contains(partition) {
@@ -125,7 +124,7 @@ extension WorkflowEventConsumer {
                 }
                 throw error
             }
-            releaseFetchPath()
+            fetcher.release()
         }
         seekPositions[partition] = offset
         logger.debug("seek", metadata: Self.coordinates(partition.topic, partition.partition, offset))
@@ -140,10 +139,9 @@ extension WorkflowEventConsumer {
         try checkNotProcessing("ask for a position")
         reclaimReleasedReaders()
         _ = try await waitForAssignment(of: partition, pendingSeek: nil)
-        await absorbReadAhead()
+        await fetcher.absorbReadAhead()
         if let offset = reading.batch?.firstWaitingOffset(of: partition) { return offset }
-        if let offset = heldWhilePaused[partition]?.first?.offset { return offset }
-        if let offset = buffer.firstOffset(of: partition) { return offset }
+        if let offset = fetcher.firstOffset(of: partition) { return offset }
         if let offset = seekPositions[partition] { return offset }
         if let offset = try client.position(partition) { return offset }
         if configuration.groupID != nil,

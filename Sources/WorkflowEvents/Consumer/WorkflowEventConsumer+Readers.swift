@@ -76,7 +76,7 @@ extension WorkflowEventConsumer {
     /// meanwhile are dropped (their next owner reads them).
     func putBack(_ messages: [FetchedMessage]) {
         guard !messages.isEmpty else { return }
-        guard configuration.groupID != nil else { return buffer.prepend(messages) }
+        guard configuration.groupID != nil else { return fetcher.buffer.prepend(messages) }
         let assignment = context.assignment
         var kept: [FetchedMessage] = []
         kept.reserveCapacity(messages.count)
@@ -87,7 +87,7 @@ extension WorkflowEventConsumer {
                 message.destroy()
             }
         }
-        buffer.prepend(kept)
+        fetcher.buffer.prepend(kept)
     }
 
     /// Releases the streams whose iterating task let go of them.
@@ -117,15 +117,13 @@ extension WorkflowEventConsumer {
     func takeOverReading() async throws -> [FetchedMessage] {
         keepAlive?.cancel()
         keepAlive = nil
-        await acquireFetchPath()
-        releaseFetchPath()
+        await fetcher.acquire()
+        fetcher.release()
         try checkOpen("process")
-        if machine.liftKeepAlivePause() {
-            client.setPaused(false, context.assignment.sorted())
-        }
+        fetcher.liftKeepAlivePause()
         // Records of an earlier poll count as processed, as at the next poll.
         storePolledOffsets()
-        return buffer.removeAll()
+        return fetcher.takeAll()
     }
 
     /// `process` has ended.

@@ -207,7 +207,7 @@ extension WorkflowEventConsumer {
         var records: [TopicPartition: [ConsumerRecord]] = [:]
         var count = 0
         polling: while true {
-            while count < limit, let message = buffer.popFirst() {
+            while count < limit, let message = fetcher.buffer.popFirst() {
                 if message.isError {
                     guard let error = errorToThrow(message) else {
                         message.destroy()
@@ -215,7 +215,7 @@ extension WorkflowEventConsumer {
                     }
                     if count > 0 {
                         // The records before it are returned first; the error comes next time.
-                        buffer.prepend([message])
+                        fetcher.buffer.prepend([message])
                         break polling
                     }
                     message.destroy()

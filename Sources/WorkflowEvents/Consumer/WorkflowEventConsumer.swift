@@ -30,17 +30,14 @@ public actor WorkflowEventConsumer {
     /// What the client reports to, and the state its rebalances share with the consumer.
     nonisolated let context: ConsumerClientContext
 
-    /// The lifecycle and the fetch path (see ``ConsumerStateMachine``).
-    var machine = ConsumerStateMachine<CheckedContinuation<Void, Never>, Task<[FetchedMessage], Never>>()
+    /// The lifecycle (see ``ConsumerStateMachine``).
+    var machine = ConsumerStateMachine<CheckedContinuation<Void, Never>>()
+    /// What was taken from librdkafka and not handed to a reader, and the fetch path.
+    let fetcher: Fetcher
 
     /// What this consumer reads: the topics of `subscribe`, or the partitions of `assign`.
     var subscription: Subscription?
-    var buffer = FetchedMessageBuffer()
-    var seenGeneration = 0
     var subscribedAt: ContinuousClock.Instant
-    /// When librdkafka was last asked for messages: its `max.poll.interval.ms` counts from
-    /// it, and rebalance callbacks run only then.
-    var lastFetch: ContinuousClock.Instant
     /// When a reader last asked for a message (or a poll), and how many its batch had
     /// handed out then.
     var lastRead: ContinuousClock.Instant
@@ -64,10 +61,9 @@ public actor WorkflowEventConsumer {
     nonisolated let clock: ConsumerClock
     let listeners = RebalanceListeners()
     var lastEventTime: Date?
-    /// Partitions paused by ``pause(_:)`` (kept where librdkafka's rebalance callback reads
-    /// them), and the messages already fetched for them.
+    /// Partitions paused by ``pause(_:)``, kept where librdkafka's rebalance callback reads
+    /// them; the fetcher holds the messages already fetched for them.
     var userPaused: Set<TopicPartition> { context.state.withLock { $0.userPaused } }
-    var heldWhilePaused: [TopicPartition: [FetchedMessage]] = [:]
     /// Set by `stopServing()`, consumed by the `serve` that sees it.
     let serveStop = StopFlag()
     /// Writes to the dead-letter topic; made on first need.
@@ -118,7 +114,7 @@ public actor WorkflowEventConsumer {
     ) throws {
         self.clock = clock
         let now = clock.now()
-        (subscribedAt, lastFetch, lastRead) = (now, now, now)
+        (subscribedAt, lastRead) = (now, now)
         var logger = logger
         if let group = configuration.groupID { logger[metadataKey: "kafka.group"] = "\(group)" }
         self.configuration = configuration
@@ -126,27 +122,23 @@ public actor WorkflowEventConsumer {
         self.metrics = ConsumerMetrics(group: configuration.groupID)
         let context = ConsumerClientContext(logger: logger, metrics: metrics, listeners: listeners)
         self.context = context
-        self.client = try makeClient(context)
+        let client = try makeClient(context)
+        self.client = client
+        self.fetcher = Fetcher(
+            client: client, clock: clock, context: context, batchSize: configuration.fetchBatchSize,
+            inGroup: configuration.groupID != nil)
     }
 
-    deinit {
+    /// Runs on the actor: the fetcher and the reader's batch are its state.
+    isolated deinit {
         if !machine.isClosed {
             logger.info("a consumer was released without being closed; closing it in the background")
             if let taken = reading.batch?.close() {
-                Self.finish(taken.store, context, client)
+                finish(taken.store)
                 for message in taken.destroy { message.destroy() }
             }
-            buffer.destroyAll()
-            for (_, messages) in heldWhilePaused { for message in messages { message.destroy() } }
             let client = self.client
-            if let pending = machine.pendingReadAhead {
-                Task.detached {
-                    for message in await pending.value { message.destroy() }
-                    client.closeAndDestroyInBackground()
-                }
-            } else {
-                client.closeAndDestroyInBackground()
-            }
+            fetcher.destroyAll { client.closeAndDestroyInBackground() }
         }
     }
 
@@ -193,8 +185,8 @@ public actor WorkflowEventConsumer {
             try await client.assign(starts)
         }
         let kept = Set(topics)
-        await absorbReadAhead()
-        buffer.drop { !kept.contains($0.topic) }
+        await fetcher.absorbReadAhead()
+        fetcher.drop { !kept.contains($0.topic) }
         subscription = .topics(topics)
         subscribedAt = clock.now()
         if configuration.groupID != nil && keepAlive == nil && !reading.isProcessing { startKeepAlive() }
@@ -242,9 +234,7 @@ public actor WorkflowEventConsumer {
         try checkOpen("resume")
         try checkNotProcessing("resume")
         let resumed = context.state.withLock { state in partitions.filter { state.userPaused.remove($0) != nil } }
-        var held: [FetchedMessage] = []
-        for partition in resumed { held += heldWhilePaused.removeValue(forKey: partition) ?? [] }
-        buffer.prepend(held)
+        fetcher.releaseHeld(resumed)
         await client.setPausedAndWait(false, partitions)
     }
 
@@ -259,7 +249,7 @@ public actor WorkflowEventConsumer {
     /// Counts of what this consumer has seen.
     public var statistics: ConsumerStatistics {
         var snapshot = counters
-        snapshot.bufferedMessages = buffer.count
+        snapshot.bufferedMessages = fetcher.count
         if let progress = reading.batch?.progress {
             snapshot.eventsDelivered += progress.uncounted
             snapshot.bufferedMessages += progress.waiting
@@ -288,22 +278,20 @@ public actor WorkflowEventConsumer {
         let started = ContinuousClock.now
         client.wakeUp()
         // The close owns the fetch path to the end: no fetch starts meanwhile.
-        await acquireFetchPath()
+        await fetcher.acquire()
         storePolledOffsets()
         // The reader's finished events are stored; what it holds was not finished: it is not
         // stored, and will be read again.
         if let batch = reading.batch { settle(batch.close()) }
         setReading(.idle)
-        buffer.destroyAll()
-        for (_, messages) in heldWhilePaused { for message in messages { message.destroy() } }
-        heldWhilePaused = [:]
+        fetcher.destroyAll()
         if let producer = deadLetterProducer {
             deadLetterProducer = nil
             await producer.close(timeout: .seconds(5))
         }
         await client.closeAndDestroy(timeout: timeout ?? configuration.closeTimeout)
         let waiters = machine.closed()
-        releaseFetchPath()
+        fetcher.release()
         listeners.finishAll()
         logger.debug("consumer closed", metadata: ["duration": "\(ContinuousClock.now - started)"])
         for waiter in waiters { waiter.resume() }
@@ -335,7 +323,7 @@ public actor WorkflowEventConsumer {
     /// configuration's `assignmentTimeout`): idle timeouts count from the assignment, not
     /// from the join, which takes seconds.
     var isAwaitingFirstAssignment: Bool {
-        configuration.groupID != nil && seenGeneration == 0 && context.assignment.isEmpty
+        configuration.groupID != nil && fetcher.seenGeneration == 0 && context.assignment.isEmpty
             && clock.now() < subscribedAt.advanced(by: configuration.assignmentTimeout)
     }
 
