@@ -168,6 +168,10 @@ extension ConsumerClientContext {
         // stored by now).
         state.withLock { $0.revocationHandler }?(changed, lost)
         offsets.withLock { $0.forget(changed) }
+        // librdkafka 2.0.2 commits what is stored for the partitions it gives up, lost ones
+        // too, and joins the group again only once the broker has refused that commit: after
+        // an outage that outlasted the session, a second or more without reading.
+        if lost { operations.discardStoredOffsets(changed) }
         if let error = operations.unassign(changed, incremental: cooperative) {
             logger.info("unassignment failed", metadata: ["error": "\(error)"])
         }

@@ -108,4 +108,6 @@ protocol RebalanceOperations {
     func pause(_ paused: Bool, _ partitions: [TopicPartition]) -> (paused: [TopicPartition], error: KafkaError?)
     /// Stores next-offsets for the next commit.
     func store(_ entries: [(TopicPartition, Int64)])
+    /// Forgets the offsets stored for `partitions`, so that giving them up commits nothing.
+    func discardStoredOffsets(_ partitions: [TopicPartition])
 }

@@ -59,6 +59,11 @@ struct RDKafkaHandleOperations: RebalanceOperations {
     func store(_ entries: [(TopicPartition, Int64)]) {
         storeOffsets(handle, entries)
     }
+
+    func discardStoredOffsets(_ partitions: [TopicPartition]) {
+        // A logical offset is stored whether or not the partition is assigned.
+        storeOffsets(handle, partitions.map { ($0, RDKafkaOffset.invalid) })
+    }
 }
 
 /// Records what librdkafka asks and hands it to the consumer, which runs the rebalance (the

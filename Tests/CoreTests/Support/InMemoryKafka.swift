@@ -174,6 +174,8 @@ final class InMemoryConsumerClient: ConsumerClient, Sendable {
         var woken = false
         /// Whether the partitions being revoked are lost: nothing of them is committed.
         var losing = false
+        /// Commits of lost partitions' stored offsets sent at their unassignment (refused).
+        var refusedCommitsOfLostPartitions: [[TopicPartition: Int64]] = []
         var closing = false
         var closed = false
         var fetches = 0
@@ -429,11 +431,18 @@ final class InMemoryConsumerClient: ConsumerClient, Sendable {
 
         func unassign(_ partitions: [TopicPartition], incremental: Bool) -> KafkaError? {
             let gone = incremental ? partitions : client.state.withLock { $0.assigned }
-            // librdkafka commits the stored offsets of what it gives up, with auto-commit on,
-            // unless they are lost.
-            if client.autoCommit && !client.state.withLock({ $0.losing }) {
-                let stored = client.state.withLock { state in state.stored.filter { gone.contains($0.key) } }
-                try? client.commitToKafka(stored)
+            // As librdkafka 2.0.2: with auto-commit on, the stored offsets of what it gives up
+            // are committed, lost partitions' too (the broker refuses those: the member is
+            // unknown; the rejoin waits for the refusal).
+            if client.autoCommit {
+                let (stored, losing) = client.state.withLock { state in
+                    (state.stored.filter { gone.contains($0.key) && $0.value >= 0 }, state.losing)
+                }
+                if !losing {
+                    try? client.commitToKafka(stored)
+                } else if !stored.isEmpty {
+                    client.state.withLock { $0.refusedCommitsOfLostPartitions.append(stored) }
+                }
             }
             client.state.withLock { state in
                 state.assigned.removeAll { gone.contains($0) }
@@ -470,6 +479,12 @@ final class InMemoryConsumerClient: ConsumerClient, Sendable {
                     state.stored[partition] = offset
                     state.stores.append((partition, offset))
                 }
+            }
+        }
+
+        func discardStoredOffsets(_ partitions: [TopicPartition]) {
+            client.state.withLock { state in
+                for partition in partitions { state.stored[partition] = nil }
             }
         }
     }
