@@ -21,8 +21,8 @@ public func withWorkflowEventConsumer<Result>(
     return result
 }
 
-/// Runs `body` with a new consumer made from the seed guide's settings, and closes it
-/// however `body` ends.
+/// Runs `body` with a new consumer made from the seed guide's settings (and librdkafka
+/// `properties`, such as TLS and SASL settings), and closes it however `body` ends.
 public func withWorkflowEventConsumer<Result>(
     bootstrapServers: String = "localhost:9092",
     groupID: String? = nil,
@@ -30,6 +30,7 @@ public func withWorkflowEventConsumer<Result>(
     enableAutoCommit: Bool = true,
     consumerTimeout: Duration = .milliseconds(1000),
     maxPollRecords: Int? = nil,
+    properties: [String: String] = [:],
     logger: Logger = Logger(label: "workflow-events.consumer"),
     isolation: isolated (any Actor)? = #isolation,
     _ body: (WorkflowEventConsumer) async throws -> sending Result
@@ -37,6 +38,7 @@ public func withWorkflowEventConsumer<Result>(
     try await withWorkflowEventConsumer(
         configuration: .init(
             bootstrapServers: bootstrapServers, groupID: groupID, autoOffsetReset: autoOffsetReset,
-            enableAutoCommit: enableAutoCommit, consumerTimeout: consumerTimeout, maxPollRecords: maxPollRecords),
+            enableAutoCommit: enableAutoCommit, consumerTimeout: consumerTimeout, maxPollRecords: maxPollRecords,
+            properties: properties),
         logger: logger, body)
 }

@@ -79,7 +79,8 @@ public actor WorkflowEventConsumer {
     public static var wakesLibrdkafkaFetcher: Bool { librdkafkaVersionNumber < 0x0201_0000 }
     static func makeReaderID() -> Int { readerIDs.add(1, ordering: .relaxed).newValue }
 
-    /// Creates a consumer with the seed guide's settings and defaults.
+    /// Creates a consumer with the seed guide's settings and defaults, and librdkafka
+    /// `properties` (such as TLS and SASL settings).
     public init(
         bootstrapServers: String = "localhost:9092",
         groupID: String? = nil,
@@ -87,12 +88,14 @@ public actor WorkflowEventConsumer {
         enableAutoCommit: Bool = true,
         consumerTimeout: Duration = .milliseconds(1000),
         maxPollRecords: Int? = nil,
+        properties: [String: String] = [:],
         logger: Logger = Logger(label: "workflow-events.consumer")
     ) throws {
         try self.init(
             configuration: Configuration(
                 bootstrapServers: bootstrapServers, groupID: groupID, autoOffsetReset: autoOffsetReset,
-                enableAutoCommit: enableAutoCommit, consumerTimeout: consumerTimeout, maxPollRecords: maxPollRecords),
+                enableAutoCommit: enableAutoCommit, consumerTimeout: consumerTimeout, maxPollRecords: maxPollRecords,
+                properties: properties),
             logger: logger)
     }
 

@@ -61,12 +61,14 @@ public actor WorkflowEventProducer {
     private let logger: Logger
     private var isClosed = false
 
-    /// Creates a producer with default settings but the bootstrap servers.
+    /// Creates a producer with default settings but the bootstrap servers and librdkafka
+    /// `properties` (such as TLS and SASL settings).
     public init(
         bootstrapServers: String = "localhost:9092",
+        properties: [String: String] = [:],
         logger: Logger = Logger(label: "workflow-events.producer")
     ) throws {
-        try self.init(configuration: Configuration(bootstrapServers: bootstrapServers), logger: logger)
+        try self.init(configuration: Configuration(bootstrapServers: bootstrapServers, properties: properties), logger: logger)
     }
 
     /// Creates a producer.
