@@ -70,17 +70,18 @@ struct Consume: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let logger = cluster.logging.bootstrap(label: "workflow-events.consume")
-        try await reportingFailures("consume") {
-            let printed = try await cancellingOnInterrupt { [self] in try await consume(logger: logger) }
+        let properties = try cluster.clientProperties()
+        let logger = cluster.logging.bootstrap(label: "workflow-events.consume", redacting: properties)
+        try await reportingFailures("consume", properties: properties) {
+            let printed = try await cancellingOnInterrupt { [self] in try await consume(logger: logger, connection: cluster.connection(properties)) }
             printError("consumed \(printed) event\(printed == 1 ? "" : "s")")
         }
     }
 
-    @Sendable nonisolated func consume(logger: Logger) async throws -> Int {
+    @Sendable nonisolated func consume(logger: Logger, connection: ClusterOptions.Connection) async throws -> Int {
         let configuration = WorkflowEventConsumer.Configuration(
-            bootstrapServers: cluster.resolvedBootstrapServers, groupID: group, autoOffsetReset: offsetReset == .latest ? .latest : .earliest,
-            connectionTimeout: cluster.connectionTimeout, clientID: "workflow-events-cli")
+            bootstrapServers: connection.bootstrapServers, groupID: group, autoOffsetReset: offsetReset == .latest ? .latest : .earliest,
+            connectionTimeout: cluster.connectionTimeout, clientID: "workflow-events-cli", properties: connection.properties)
         let wantedTypes = Set(types.map(EventType.init(rawValue:)))
         let idle = idleTimeout.map { Duration.milliseconds(Int64($0 * 1000)) }
         let output = self.output

@@ -25,9 +25,10 @@ struct Lag: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let logger = cluster.logging.bootstrap(label: "workflow-events.lag")
-        try await reportingFailures("lag") {
-            let rows = try await lag(logger: logger)
+        let properties = try cluster.clientProperties()
+        let logger = cluster.logging.bootstrap(label: "workflow-events.lag", redacting: properties)
+        try await reportingFailures("lag", properties: properties) {
+            let rows = try await lag(logger: logger, connection: cluster.connection(properties))
             if rows.isEmpty {
                 printError("group '\(group)' has committed no offsets\(topics.isEmpty ? "" : " on \(topics.joined(separator: ", "))")")
                 return
@@ -36,10 +37,10 @@ struct Lag: AsyncParsableCommand {
         }
     }
 
-    nonisolated func lag(logger: Logger) async throws -> [PartitionLag] {
+    nonisolated func lag(logger: Logger, connection: ClusterOptions.Connection) async throws -> [PartitionLag] {
         let configuration = WorkflowEventConsumer.Configuration(
-            bootstrapServers: cluster.resolvedBootstrapServers, groupID: group, enableAutoCommit: false,
-            connectionTimeout: cluster.connectionTimeout, clientID: "workflow-events-cli")
+            bootstrapServers: connection.bootstrapServers, groupID: group, enableAutoCommit: false,
+            connectionTimeout: cluster.connectionTimeout, clientID: "workflow-events-cli", properties: connection.properties)
         let topics = self.topics
         return try await withWorkflowEventConsumer(configuration: configuration, logger: logger) { consumer in
             if !topics.isEmpty { return try await consumer.lag(topics: topics) }

@@ -43,9 +43,10 @@ struct Produce: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let logger = cluster.logging.bootstrap(label: "workflow-events.produce")
-        try await reportingFailures("produce") {
-            let summary = try await cancellingOnInterrupt { [self] in try await produce(logger: logger) }
+        let properties = try cluster.clientProperties()
+        let logger = cluster.logging.bootstrap(label: "workflow-events.produce", redacting: properties)
+        try await reportingFailures("produce", properties: properties) {
+            let summary = try await cancellingOnInterrupt { [self] in try await produce(logger: logger, connection: cluster.connection(properties)) }
             var line = "sent \(summary.sent) event\(summary.sent == 1 ? "" : "s") to \(topic)"
             if !summary.invalidLines.isEmpty {
                 let shown = summary.invalidLines.prefix(20).map(String.init).joined(separator: ", ")
@@ -62,11 +63,11 @@ struct Produce: AsyncParsableCommand {
         var invalidLines: [Int] = []
     }
 
-    @Sendable nonisolated func produce(logger: Logger) async throws -> Summary {
+    @Sendable nonisolated func produce(logger: Logger, connection: ClusterOptions.Connection) async throws -> Summary {
         let producer = try WorkflowEventProducer(
             configuration: .init(
-                bootstrapServers: cluster.resolvedBootstrapServers, clientID: "workflow-events-cli",
-                deliveryTimeout: cluster.connectionTimeout),
+                bootstrapServers: connection.bootstrapServers, clientID: "workflow-events-cli",
+                deliveryTimeout: cluster.connectionTimeout, properties: connection.properties),
             logger: logger)
         var summary = Summary()
         let progress = Progress(total: sample, enabled: standardErrorIsTerminal)
@@ -113,7 +114,7 @@ struct Produce: AsyncParsableCommand {
             await producer.close(timeout: .seconds(5))
             if let kafkaError = error as? KafkaError, kafkaError.code == .messageTimedOut {
                 throw ToolFailure(
-                    "no broker of '\(cluster.resolvedBootstrapServers)' stored the events within \(cluster.connectTimeout) seconds (\(summary.sent) sent): \(kafkaError)"
+                    "no broker of '\(connection.bootstrapServers)' stored the events within \(cluster.connectTimeout) seconds (\(summary.sent) sent): \(kafkaError)"
                 )
             }
             throw error

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import Synchronization
+import WorkflowEvents
 
 /// `workflow-events`: look at a topic, send test events, see a group's lag, or run an
 /// embedded Kafka cluster, without writing code.
@@ -11,7 +12,8 @@ struct WorkflowEventsTool: AsyncParsableCommand {
         commandName: "workflow-events",
         abstract: "Consume, produce and inspect workflow events on Kafka.",
         discussion: """
-            --bootstrap-servers defaults to $WORKFLOW_EVENTS_BOOTSTRAP_SERVERS, then localhost:9092.
+            --bootstrap-servers defaults to the bootstrap.servers of -X or --config, then
+            $WORKFLOW_EVENTS_BOOTSTRAP_SERVERS, then localhost:9092.
             Events go to stdout; logs and errors go to stderr.
             """,
         subcommands: [Demo.self, Broker.self, Consume.self, Produce.self, Lag.self]
@@ -20,29 +22,62 @@ struct WorkflowEventsTool: AsyncParsableCommand {
 
 /// Options of every command that talks to a cluster.
 struct ClusterOptions: ParsableArguments {
-    @Option(help: "Comma-separated host:port list (default: $WORKFLOW_EVENTS_BOOTSTRAP_SERVERS, then localhost:9092).")
+    @Option(
+        help:
+            "Comma-separated host:port list (default: the properties' bootstrap.servers, then $WORKFLOW_EVENTS_BOOTSTRAP_SERVERS, then localhost:9092)."
+    )
     var bootstrapServers: String?
 
     @Option(help: "Seconds to wait for the cluster (to connect, or to store a sent event) before giving up.")
     var connectTimeout: Double = 10
 
+    @Option(
+        name: [.customShort("X"), .customLong("property")],
+        help: ArgumentHelp(
+            "A librdkafka property such as security.protocol=SASL_SSL; repeat for several. Wins over --config. A value @FILE is read from FILE, env:NAME from the environment variable NAME.",
+            valueName: "key=value"))
+    var properties: [String] = []
+
+    @Option(
+        help: ArgumentHelp(
+            "A librdkafka properties file: key=value lines, # comments (default: the file $WORKFLOW_EVENTS_CONFIG names).",
+            valueName: "file"))
+    var config: String?
+
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
         if !(connectTimeout > 0) { throw ValidationError("--connect-timeout must be a positive number of seconds") }
+        _ = try clientProperties()
+    }
+
+    /// The librdkafka properties of the config file (or the environment's), then
+    /// `--property`, secrets read from where they were named; a bad one exits with status 64.
+    func clientProperties() throws -> KafkaProperties {
+        do {
+            return try KafkaProperties(configFile: config, settings: properties)
+        } catch let error as WorkflowEventsError {
+            throw ValidationError(error.message)
+        }
     }
 
     var connectionTimeout: Duration { .milliseconds(Int64(connectTimeout * 1000)) }
 
-    /// The servers to use: the option, the environment, or the local default.
-    var resolvedBootstrapServers: String {
-        if let bootstrapServers, !bootstrapServers.isEmpty { return bootstrapServers }
-        if let fromEnvironment = ProcessInfo.processInfo.environment["WORKFLOW_EVENTS_BOOTSTRAP_SERVERS"],
-            !fromEnvironment.isEmpty
-        {
-            return fromEnvironment
-        }
-        return "localhost:9092"
+    /// Where to connect, and librdkafka's other properties.
+    struct Connection: Sendable {
+        /// `--bootstrap-servers`, else the properties' `bootstrap.servers`, else
+        /// `$WORKFLOW_EVENTS_BOOTSTRAP_SERVERS`, else `localhost:9092`.
+        let bootstrapServers: String
+        /// The properties but `bootstrap.servers`.
+        let properties: [String: String]
+    }
+
+    func connection(_ properties: KafkaProperties) -> Connection {
+        var values = properties.values
+        let fromProperties = values.removeValue(forKey: "bootstrap.servers")
+        let fromEnvironment = ProcessInfo.processInfo.environment["WORKFLOW_EVENTS_BOOTSTRAP_SERVERS"]
+        let servers = [bootstrapServers, fromProperties, fromEnvironment].compactMap { $0 }.first { !$0.isEmpty }
+        return Connection(bootstrapServers: servers ?? "localhost:9092", properties: values)
     }
 }
 
@@ -54,13 +89,15 @@ struct LoggingOptions: ParsableArguments {
     @Option(help: "The least level of log lines written to stderr (librdkafka's connection errors are errors).")
     var logLevel: Level = .critical
 
-    /// Sends every log line to stderr at the chosen level, and returns the tool's logger.
-    func bootstrap(label: String) -> Logger {
+    /// Sends every log line to stderr at the chosen level, with the values of the secret
+    /// properties cut out, and returns the tool's logger.
+    func bootstrap(label: String, redacting properties: KafkaProperties? = nil) -> Logger {
         let level = Logger.Level(rawValue: logLevel.rawValue) ?? .critical
         LoggingSystem.bootstrap { name in
             var handler = StreamLogHandler.standardError(label: name)
             handler.logLevel = level
-            return handler
+            guard let properties else { return handler }
+            return RedactingLogHandler(wrapped: handler, properties: properties)
         }
         return Logger(label: label)
     }
@@ -81,15 +118,47 @@ func printError(_ line: String) {
 var standardErrorIsTerminal: Bool { isatty(STDERR_FILENO) == 1 }
 
 /// Runs a command's work; any error becomes one sentence on stderr and exit status 1,
-/// never a stack trace.
-func reportingFailures(_ command: String, _ body: () async throws -> Void) async throws {
+/// never a stack trace. With `properties`, the sentence says where a property it names was
+/// set, and shows no secret.
+func reportingFailures(
+    _ command: String, properties: KafkaProperties? = nil, _ body: () async throws -> Void
+) async throws {
     do {
         try await body()
     } catch let exit as ExitCode {
         throw exit
     } catch {
-        printError("workflow-events \(command): \(error)")
+        printError("workflow-events \(command): \(properties?.explain(error) ?? "\(error)")")
         throw ExitCode.failure
+    }
+}
+
+/// A log handler that cuts the values of secret properties out of each line and its
+/// metadata before the wrapped handler writes it.
+struct RedactingLogHandler: LogHandler {
+    var wrapped: StreamLogHandler
+    let properties: KafkaProperties
+
+    var logLevel: Logger.Level {
+        get { wrapped.logLevel }
+        set { wrapped.logLevel = newValue }
+    }
+
+    var metadata: Logger.Metadata {
+        get { wrapped.metadata }
+        set { wrapped.metadata = newValue }
+    }
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { wrapped[metadataKey: key] }
+        set { wrapped[metadataKey: key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        var event = event
+        event.message = "\(properties.redact("\(event.message)"))"
+        event.metadata = event.metadata?.mapValues { .string(properties.redact("\($0)")) }
+        wrapped.log(event: event)
     }
 }
 
