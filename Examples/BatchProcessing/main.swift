@@ -14,7 +14,8 @@ nonisolated func processBatch(_ events: [WorkflowEvent]) {
 
 nonisolated func batchProcessing(_ setting: ExampleSetting) async throws {
     let consumer = try WorkflowEventConsumer(
-        bootstrapServers: setting.bootstrapServers, groupID: "workflow-batches", enableAutoCommit: false)
+        bootstrapServers: setting.bootstrapServers, groupID: "workflow-batches", enableAutoCommit: false,
+        properties: setting.properties)
     var total = 0
     var batches = 0
     for try await batch in consumer.batches(topics: ["workflow-events"], maxCount: 100, maxWait: .milliseconds(200)) {

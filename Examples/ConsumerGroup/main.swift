@@ -20,7 +20,9 @@ nonisolated func consumerGroup(_ setting: ExampleSetting) async throws {
     let counts = try await withThrowingTaskGroup(of: Int.self) { group in
         for member in 1...3 {
             group.addTask {
-                try await withWorkflowEventConsumer(bootstrapServers: setting.bootstrapServers, groupID: "workflow-processor") {
+                try await withWorkflowEventConsumer(
+                    bootstrapServers: setting.bootstrapServers, groupID: "workflow-processor", properties: setting.properties
+                ) {
                     consumer in
                     var read = 0
                     var owned: [Int32] = []

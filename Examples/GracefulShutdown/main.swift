@@ -12,7 +12,7 @@ import WorkflowEvents
 nonisolated func gracefulShutdown(_ setting: ExampleSetting) async throws {
     let servers = setting.bootstrapServers
     let service = Task {
-        try await withWorkflowEventConsumer(bootstrapServers: servers, groupID: "graceful") { consumer in
+        try await withWorkflowEventConsumer(bootstrapServers: servers, groupID: "graceful", properties: setting.properties) { consumer in
             var processed = 0
             for try await event in consumer.events(topics: ["workflow-events"]) {
                 processed += 1
@@ -38,7 +38,7 @@ nonisolated func gracefulShutdown(_ setting: ExampleSetting) async throws {
     print("stopped after \(processed) events; offsets committed and the group left")
 
     // A fresh look at the group, without joining it: the commits made on the way out.
-    try await withWorkflowEventConsumer(bootstrapServers: servers, groupID: "graceful") { consumer in
+    try await withWorkflowEventConsumer(bootstrapServers: servers, groupID: "graceful", properties: setting.properties) { consumer in
         let lag = try await consumer.lag(topics: ["workflow-events"])
         let committed = lag.reduce(0) { $0 + ($1.committedOffset ?? 0) }
         print("group 'graceful' has committed \(committed) events; lag \(lag.reduce(0) { $0 + $1.lag })")

@@ -11,7 +11,8 @@ nonisolated func processEvent(_ event: WorkflowEvent) {
 
 nonisolated func manualCommit(_ setting: ExampleSetting) async throws {
     let group = "manual-commit"
-    let consumer = try WorkflowEventConsumer(bootstrapServers: setting.bootstrapServers, groupID: group, enableAutoCommit: false)
+    let consumer = try WorkflowEventConsumer(
+        bootstrapServers: setting.bootstrapServers, groupID: group, enableAutoCommit: false, properties: setting.properties)
     try await consumer.subscribe(["workflow-events"])
     var processed = 0
     while processed < setting.sampleEvents {

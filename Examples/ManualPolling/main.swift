@@ -8,7 +8,8 @@ import ExampleSupport
 import WorkflowEvents
 
 nonisolated func manualPolling(_ setting: ExampleSetting) async throws {
-    let consumer = try WorkflowEventConsumer(bootstrapServers: setting.bootstrapServers, groupID: "workflow-processor")
+    let consumer = try WorkflowEventConsumer(
+        bootstrapServers: setting.bootstrapServers, groupID: "workflow-processor", properties: setting.properties)
     try await consumer.subscribe(["workflow-events"])
     var received = 0
     var emptyPolls = 0

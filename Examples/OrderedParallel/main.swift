@@ -35,7 +35,8 @@ final class Seen: Sendable {
 nonisolated func orderedParallel(_ setting: ExampleSetting) async throws {
     let seen = Seen()
     let goal = setting.sampleEvents
-    let consumer = try WorkflowEventConsumer(bootstrapServers: setting.bootstrapServers, groupID: "ordered-parallel")
+    let consumer = try WorkflowEventConsumer(
+        bootstrapServers: setting.bootstrapServers, groupID: "ordered-parallel", properties: setting.properties)
     let started = ContinuousClock.now
     let processing = Task {
         try await consumer.process(topics: ["workflow-events"], maxConcurrency: 16) { event in

@@ -13,7 +13,8 @@ nonisolated func processEvent(_ event: WorkflowEvent) {
 }
 
 nonisolated func quickstart(_ setting: ExampleSetting) async throws {
-    let consumer = try WorkflowEventConsumer(bootstrapServers: setting.bootstrapServers, groupID: "workflow-processor")
+    let consumer = try WorkflowEventConsumer(
+        bootstrapServers: setting.bootstrapServers, groupID: "workflow-processor", properties: setting.properties)
     let handled = try await consumer.consumeEvents(topics: ["workflow-events"], timeout: .seconds(5)) { event in
         processEvent(event)
     }

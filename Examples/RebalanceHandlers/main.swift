@@ -11,7 +11,8 @@ import WorkflowEvents
 
 nonisolated func rebalanceHandlers(_ setting: ExampleSetting) async throws {
     var configuration = WorkflowEventConsumer.Configuration(
-        bootstrapServers: setting.bootstrapServers, groupID: "rebalance-handlers", enableAutoCommit: false)
+        bootstrapServers: setting.bootstrapServers, groupID: "rebalance-handlers", enableAutoCommit: false,
+        properties: setting.properties)
     if setting.isEmbedded {
         // The embedded cluster holds a rebalance up to the members' session timeout.
         configuration.properties = ["session.timeout.ms": "6000", "heartbeat.interval.ms": "500"]

@@ -9,7 +9,7 @@ import Foundation
 import WorkflowEvents
 
 nonisolated func replay(_ setting: ExampleSetting) async throws {
-    try await withWorkflowEventConsumer(bootstrapServers: setting.bootstrapServers) { consumer in
+    try await withWorkflowEventConsumer(bootstrapServers: setting.bootstrapServers, properties: setting.properties) { consumer in
         let partition = TopicPartition(topic: "workflow-events", partition: 0)
         try await consumer.assign([partition: 0])
         print("Assigned: \(await consumer.assignment.sorted())")

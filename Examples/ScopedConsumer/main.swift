@@ -11,7 +11,9 @@ struct EnoughForNow: Error {}
 nonisolated func scoped(_ setting: ExampleSetting) async throws {
     var kept: WorkflowEventConsumer?
     do {
-        try await withWorkflowEventConsumer(bootstrapServers: setting.bootstrapServers, groupID: "workflow-processor") {
+        try await withWorkflowEventConsumer(
+            bootstrapServers: setting.bootstrapServers, groupID: "workflow-processor", properties: setting.properties
+        ) {
             consumer in
             kept = consumer
             var seen = 0

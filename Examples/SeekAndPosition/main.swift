@@ -7,7 +7,7 @@ import ExampleSupport
 import WorkflowEvents
 
 nonisolated func seekAndPosition(_ setting: ExampleSetting) async throws {
-    try await withWorkflowEventConsumer(bootstrapServers: setting.bootstrapServers) { consumer in
+    try await withWorkflowEventConsumer(bootstrapServers: setting.bootstrapServers, properties: setting.properties) { consumer in
         try await consumer.subscribe(["workflow-events"])
         let partition = TopicPartition(topic: "workflow-events", partition: 0)
         let start = try await consumer.position(partition)

@@ -20,7 +20,8 @@ nonisolated func serviceGroup(_ setting: ExampleSetting) async throws {
     var logger = Logger(label: "workflow-events.example")
     logger.logLevel = .notice
 
-    var configuration = WorkflowEventConsumer.Configuration(bootstrapServers: setting.bootstrapServers, groupID: "notifier")
+    var configuration = WorkflowEventConsumer.Configuration(
+        bootstrapServers: setting.bootstrapServers, groupID: "notifier", properties: setting.properties)
     configuration.statisticsInterval = .seconds(1)
     let counter = HandledCount()
     let service = try WorkflowEventService(configuration: configuration, topics: ["workflow-events"], logger: logger) { event in
