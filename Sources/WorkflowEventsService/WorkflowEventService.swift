@@ -7,9 +7,11 @@ public import WorkflowEvents
 /// In a `ServiceGroup`, graceful shutdown (SIGTERM, when the group lists it) lets the event
 /// in hand finish, commits, leaves the group and returns from `run()`; cancellation does
 /// the same without waiting for the handler. A handler that throws is retried, logged,
-/// counted and dead-lettered as the configuration says, and the next event follows.
+/// counted and dead-lettered as the configuration says, and the next event follows. Started
+/// before Kafka, it waits for the cluster (see ``WorkflowEventConsumer/Configuration/clusterWaitLimit``),
+/// its consumer's health not ready meanwhile.
 ///
-///     let service = WorkflowEventService(configuration: configuration, topics: ["workflow-events"], logger: logger) { event in
+///     let service = try WorkflowEventService(configuration: configuration, topics: ["workflow-events"], logger: logger) { event in
 ///         try await handle(event)
 ///     }
 ///     let group = ServiceGroup(services: [service], gracefulShutdownSignals: [.sigterm], logger: logger)
@@ -55,9 +57,17 @@ public struct WorkflowEventService: Service {
         let handler = self.handler
         if let maxConcurrency {
             // process() drains on cancellation: graceful shutdown cancels it.
-            try await cancelWhenGracefulShutdown {
-                try await consumer.process(topics: topics, maxConcurrency: maxConcurrency, handler)
+            do {
+                try await cancelWhenGracefulShutdown {
+                    // A service may start before Kafka: it waits for the cluster.
+                    guard try await consumer.waitForCluster() else { return }
+                    try await consumer.process(topics: topics, maxConcurrency: maxConcurrency, handler)
+                }
+            } catch {
+                await consumer.close()
+                throw error
             }
+            await consumer.close()
             return
         }
         do {

@@ -1,4 +1,6 @@
 import Foundation
+import InMemoryLogging
+import Logging
 import Synchronization
 import Testing
 import WorkflowEventsTesting
@@ -213,5 +215,27 @@ struct LifecycleTests {
         try await consumer.commit()
         #expect(fixture.committed == [fixture.partition(0): 2])
         await consumer.close()
+    }
+
+    @Test("the close says at info level what was committed and how long it took; assignments and revocations are info lines")
+    func closeSaysWhatWasCommitted() async throws {
+        let fixture = Fixture(partitions: 2, events: 40)
+        let (logger, logs) = recordingLogger()
+        let (consumer, client) = try fixture.kafka.makeConsumer(fixture.configuration(), logger: logger)
+        var count = 0
+        for try await _ in consumer.events(topics: [fixture.topic]) {
+            count += 1
+            if count == 10 { client.revoke([fixture.partition(1)]) }
+            if count == 12 { break }
+        }
+        await consumer.close()
+        let info = logs.entries.filter { $0.level == .info }
+        let closed = try #require(info.first { "\($0.message)" == "consumer closed" }, "info lines: \(info.map { "\($0.message)" })")
+        let committed = fixture.committed.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")
+        #expect(!fixture.committed.isEmpty)
+        #expect(closed.metadata["committed"] == .string(committed), "\(closed.metadata)")
+        #expect(closed.metadata["duration"] != nil)
+        #expect(info.contains { "\($0.message)" == "partitions assigned" })
+        #expect(info.contains { "\($0.message)" == "partitions revoked" })
     }
 }

@@ -55,9 +55,14 @@ extension ConsumerClientContext: ClientEvents {
         }
     }
 
-    func commitAnswered(_ error: KafkaError?, handingOver: Bool) {
+    func commitAnswered(_ error: KafkaError?, offsets: [(TopicPartition, Int64)], handingOver: Bool) {
         guard let error else {
             metrics.commits.increment()
+            if !offsets.isEmpty {
+                state.withLock { state in
+                    for (partition, offset) in offsets { state.lastCommitted[partition] = offset }
+                }
+            }
             noteBrokerAnswers()
             return
         }

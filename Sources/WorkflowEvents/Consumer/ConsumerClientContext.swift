@@ -31,6 +31,8 @@ final class ConsumerClientContext: Sendable {
         var lastError: String?
         /// Since when no broker answers: librdkafka reported every broker down, and neither a
         /// message nor a statistics report with a connected broker came since.
+        /// The next-offset last committed of each partition, as the broker took it.
+        var lastCommitted: [TopicPartition: Int64] = [:]
         var unreachableSince: ContinuousClock.Instant?
         /// Commits the broker refused.
         var commitFailures = 0
@@ -141,7 +143,7 @@ extension ConsumerClientContext {
         metrics.rebalances.increment()
         noteBrokerAnswers()
         listeners.yield(RebalanceEvent(kind: .assigned, partitions: changed.sorted()))
-        logger.debug(
+        logger.info(
             "partitions assigned",
             metadata: ["kafka.partitions": "\(changed.sorted().map(\.description).joined(separator: ","))"])
     }
@@ -182,7 +184,7 @@ extension ConsumerClientContext {
             state.generation += 1
             state.rebalances += 1
         }
-        logger.debug(
+        logger.info(
             lost ? "partitions lost" : "partitions revoked",
             metadata: ["kafka.partitions": "\(changed.sorted().map(\.description).joined(separator: ","))"])
     }

@@ -58,6 +58,11 @@ extension WorkflowEventConsumer {
         /// their end is not known (no broker has answered a fetch). Then the read throws a
         /// ``KafkaError`` saying how long nothing came and how far behind the member is.
         public var behindTimeout: Duration = .seconds(60)
+        /// How long ``WorkflowEventConsumer/serve(topics:_:)`` and `WorkflowEventService` wait,
+        /// at their start, for a bootstrap server to answer (a service may start before
+        /// Kafka does); nil, the default, waits as long as it takes, logging a warning now and
+        /// then. Past the limit they throw a ``KafkaError`` saying so.
+        public var clusterWaitLimit: Duration?
         /// How often librdkafka reports statistics, from which the lag gauges and
         /// ``WorkflowEventConsumer/health`` are updated (`statistics.interval.ms`); nil: never.
         public var statisticsInterval: Duration?
@@ -120,6 +125,9 @@ extension WorkflowEventConsumer {
             }
             if let deadLetterTopic, deadLetterTopic.isEmpty {
                 throw WorkflowEventsError(.invalidConfiguration, "deadLetterTopic is empty: use nil for none, or a topic name")
+            }
+            if let clusterWaitLimit, clusterWaitLimit < .zero {
+                throw WorkflowEventsError(.invalidConfiguration, "clusterWaitLimit is \(clusterWaitLimit): it must not be negative")
             }
             if behindTimeout < .zero {
                 throw WorkflowEventsError(.invalidConfiguration, "behindTimeout is \(behindTimeout): it must not be negative")
@@ -215,7 +223,7 @@ extension WorkflowEventConsumer.Configuration: CustomStringConvertible, CustomDe
             "assignmentTimeout: \(assignmentTimeout)", "closeTimeout: \(closeTimeout)",
             "fetchBatchSize: \(fetchBatchSize)", "clientID: \(clientID)",
             "deadLetterTopic: \(deadLetterTopic ?? "nil")", "retryPolicy: \(retryPolicy.attempts) attempts",
-            "behindTimeout: \(behindTimeout)",
+            "behindTimeout: \(behindTimeout)", "clusterWaitLimit: \(clusterWaitLimit.map { "\($0)" } ?? "nil")",
         ]
         parts.append("properties: \(RDKafkaConfig.redactedDescription(properties))")
         return "Configuration(\(parts.joined(separator: ", ")))"

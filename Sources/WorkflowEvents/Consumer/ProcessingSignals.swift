@@ -131,10 +131,53 @@ final class WithdrawnEvents: Sendable {
     }
 }
 
-/// A flag one task sets and another reads.
+/// A flag one task sets and another reads, or waits for.
 final class StopFlag: Sendable {
     private let value = Atomic<Bool>(false)
+    /// Tasks waiting for the flag, by id.
+    private let waiters = Mutex<(next: Int, waiting: [Int: CheckedContinuation<Void, Never>])>((0, [:]))
+
     var isSet: Bool { value.load(ordering: .acquiring) }
-    func set() { value.store(true, ordering: .releasing) }
+
+    func set() {
+        value.store(true, ordering: .releasing)
+        let waiting = waiters.withLock { state in
+            defer { state.waiting = [:] }
+            return Array(state.waiting.values)
+        }
+        for waiter in waiting { waiter.resume() }
+    }
+
     func clear() { value.store(false, ordering: .releasing) }
+
+    /// Sleeps on `clock` for `duration`; returns early when the flag is set or the task is
+    /// cancelled.
+    func sleep(for duration: Duration, on clock: ConsumerClock) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { try? await clock.sleep(for: duration) }
+            group.addTask { await self.waitUntilSet() }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    /// Returns once the flag is set, or the task is cancelled.
+    private func waitUntilSet() async {
+        let id = waiters.withLock { state in
+            defer { state.next += 1 }
+            return state.next
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let resumeNow = waiters.withLock { state in
+                    if isSet || Task.isCancelled { return true }
+                    state.waiting[id] = continuation
+                    return false
+                }
+                if resumeNow { continuation.resume() }
+            }
+        } onCancel: {
+            waiters.withLock { $0.waiting.removeValue(forKey: id) }?.resume()
+        }
+    }
 }

@@ -120,7 +120,8 @@ extension WorkflowEventConsumer {
     /// Calls `handler` with each event of `topics` until ``stopServing()`` is called or the
     /// calling task is cancelled (which closes the consumer): a service's main loop. The
     /// event in hand finishes first; the consumer stays open for `close()`. Handler errors
-    /// follow the rules of ``consumeEvents(topics:timeout:_:)``.
+    /// follow the rules of ``consumeEvents(topics:timeout:_:)``. At its start it waits for
+    /// the cluster as long as it takes (or `clusterWaitLimit`), trying again with backoff.
     ///
     /// - Returns: How many events were passed to `handler`.
     @discardableResult
@@ -128,7 +129,9 @@ extension WorkflowEventConsumer {
         topics: [String],
         _ handler: (WorkflowEvent) async throws -> Void
     ) async throws -> Int {
-        try await handleEach(topics: topics, idle: nil, stop: serveStop, handler)
+        // A service may start before Kafka: its first subscription waits for the cluster.
+        _ = try await waitForCluster(stop: serveStop)
+        return try await handleEach(topics: topics, idle: nil, stop: serveStop, handler)
     }
 
     /// Ends ``serve(topics:_:)`` after the event in hand, from any thread. Called while no

@@ -296,7 +296,14 @@ public actor WorkflowEventConsumer {
         let waiters = machine.closed()
         fetcher.release()
         listeners.finishAll()
-        logger.debug("consumer closed", metadata: ["duration": "\(ContinuousClock.now - started)"])
+        let committed = context.state.withLock { $0.lastCommitted }
+        logger.info(
+            "consumer closed",
+            metadata: [
+                "duration": "\(ContinuousClock.now - started)",
+                "committed":
+                    "\(committed.isEmpty ? "nothing" : committed.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", "))",
+            ])
         for waiter in waiters { waiter.resume() }
     }
 

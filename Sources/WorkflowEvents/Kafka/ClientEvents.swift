@@ -31,8 +31,8 @@ protocol ClientEvents: AnyObject, Sendable {
 
     /// librdkafka reported an error (`allBrokersDown` when no broker is reachable any more).
     func errorReported(_ error: KafkaError, allBrokersDown: Bool)
-    /// A commit came back: nil when the broker took it.
-    func commitAnswered(_ error: KafkaError?, handingOver: Bool)
+    /// A commit came back: nil when the broker took it, with the next-offsets it took.
+    func commitAnswered(_ error: KafkaError?, offsets: [(TopicPartition, Int64)], handingOver: Bool)
     /// A report of librdkafka's statistics.
     func statisticsReported(_ report: StatisticsReport)
 }

@@ -115,10 +115,16 @@ let errorCallback: @convention(c) (OpaquePointer?, Int32, UnsafePointer<CChar>?,
 let offsetCommitCallback:
     @convention(c) (
         OpaquePointer?, rd_kafka_resp_err_t, UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?, UnsafeMutableRawPointer?
-    ) -> Void = { _, err, _, opaque in
+    ) -> Void = { _, err, list, opaque in
         guard let opaque, err != RD_KAFKA_RESP_ERR__NO_OFFSET else { return }
         let error = err == RD_KAFKA_RESP_ERR_NO_ERROR ? nil : KafkaError(err, operation: "commit")
-        events(at: opaque).commitAnswered(error, handingOver: false)
+        var taken: [(TopicPartition, Int64)] = []
+        if let list {
+            for (partition, offset, partitionError) in entries(of: list) where partitionError == RD_KAFKA_RESP_ERR_NO_ERROR && offset >= 0 {
+                taken.append((partition, offset))
+            }
+        }
+        events(at: opaque).commitAnswered(error, offsets: taken, handingOver: false)
     }
 
 let statisticsCallback: @convention(c) (OpaquePointer?, UnsafeMutablePointer<CChar>?, Int, UnsafeMutableRawPointer?) -> Int32 = {

@@ -39,7 +39,7 @@ extension RDKafkaConsumerClient {
         guard !offsets.isEmpty else { return }
         let err = usingIfOpen(RD_KAFKA_RESP_ERR__DESTROY) { withPartitionList(offsets) { rd_kafka_commit(handle, $0, 0) } }
         if err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__NO_OFFSET {
-            events.commitAnswered(KafkaError(err, operation: "commit before handing partitions over"), handingOver: true)
+            events.commitAnswered(KafkaError(err, operation: "commit before handing partitions over"), offsets: [], handingOver: true)
         }
     }
 

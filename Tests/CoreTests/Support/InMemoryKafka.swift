@@ -581,13 +581,20 @@ final class InMemoryConsumerClient: ConsumerClient, Sendable {
         operations.store(entries)
     }
 
+    /// Commits, and reports the answer as librdkafka's commit callback does.
     fileprivate func commitToKafka(_ offsets: [TopicPartition: Int64]) throws {
         guard let group, !offsets.isEmpty else { return }
-        try kafka.state.withLock { state in
-            if !state.commitFailures.isEmpty { throw state.commitFailures.removeFirst() }
-            state.committed[group, default: [:]].merge(offsets) { _, new in new }
-            state.commits.append(.init(group: group, offsets: offsets))
+        do {
+            try kafka.state.withLock { state in
+                if !state.commitFailures.isEmpty { throw state.commitFailures.removeFirst() }
+                state.committed[group, default: [:]].merge(offsets) { _, new in new }
+                state.commits.append(.init(group: group, offsets: offsets))
+            }
+        } catch let error as KafkaError {
+            context.commitAnswered(error, offsets: [], handingOver: false)
+            throw error
         }
+        context.commitAnswered(nil, offsets: offsets.map { ($0.key, $0.value) }, handingOver: false)
     }
 
     func commit(_ offsets: [(TopicPartition, Int64)]?, forRebalanceHandler: Bool) async throws {
