@@ -238,4 +238,28 @@ struct LifecycleTests {
         #expect(info.contains { "\($0.message)" == "partitions assigned" })
         #expect(info.contains { "\($0.message)" == "partitions revoked" })
     }
+
+    @Test("health's lag is known right after the assignment, before any statistics: the end less the next offset to deliver")
+    func lagBeforeStatistics() async throws {
+        let fixture = Fixture(partitions: 2, events: 40)
+        let (consumer, _) = try fixture.consumer()
+        #expect(await consumer.health.lag == nil)
+        var delivered = 0
+        for try await _ in consumer.events(topics: [fixture.topic]) {
+            delivered += 1
+            if delivered == 1 {
+                // The event in hand was delivered: 39 left, as librdkafka counts it.
+                let health = await consumer.health
+                #expect(health.lagByPartition.count == 2, "\(health.lagByPartition)")
+                #expect(health.lag == 39, "\(health.lagByPartition)")
+            }
+            if delivered == 25 {
+                let health = await consumer.health
+                #expect(health.lag == 15, "\(health.lagByPartition)")
+                break
+            }
+        }
+        await consumer.close()
+        #expect(await consumer.health.lag == nil)
+    }
 }

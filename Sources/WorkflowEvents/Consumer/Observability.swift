@@ -146,8 +146,9 @@ public struct ConsumerHealth: Sendable, Hashable {
     public var assignedPartitions: Set<TopicPartition>
     /// When the last event was handed to the application.
     public var lastEventTime: Date?
-    /// Records the consumer has still to read, per partition, from librdkafka's last
-    /// statistics (every `statisticsInterval`); empty before the first.
+    /// Records the consumer has still to read, per partition: from librdkafka's last
+    /// statistics (every `statisticsInterval`), else, from the first fetch response after
+    /// the assignment on, the partition's end less the next offset to deliver.
     public var lagByPartition: [TopicPartition: Int64]
     /// The last error librdkafka or a read reported, in one sentence.
     public var lastError: String?
@@ -160,7 +161,7 @@ public struct ConsumerHealth: Sendable, Hashable {
     /// down, and none has connected since); nil while one answers.
     public var brokersUnreachableFor: Duration?
 
-    /// The sum of `lagByPartition`; nil before the first statistics.
+    /// The sum of `lagByPartition`; nil while it is empty.
     public var lag: Int64? { lagByPartition.isEmpty ? nil : lagByPartition.values.reduce(0, +) }
 
     /// Open, some broker answering, and assigned partitions or (with a group) a member of a

@@ -130,6 +130,13 @@ extension WorkflowEventConsumer {
         logger.debug("seek", metadata: Self.coordinates(partition.topic, partition.partition, offset))
     }
 
+    /// The offset of the next record to deliver from `partition`, where known without asking
+    /// a broker: the reader's next event, a fetched message, a seek, librdkafka's position.
+    func nextOffsetKnown(_ partition: TopicPartition) -> Int64? {
+        reading.batch?.firstWaitingOffset(of: partition) ?? fetcher.firstOffset(of: partition) ?? seekPositions[partition]
+            ?? (try? client.position(partition)) ?? nil
+    }
+
     /// The offset of the next record this consumer will deliver from `partition`.
     ///
     /// Before anything was read it is the committed offset, or else where the reset policy

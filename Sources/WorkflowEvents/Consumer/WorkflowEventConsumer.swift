@@ -214,9 +214,17 @@ public actor WorkflowEventConsumer {
         let (assignment, lag, lastError, member, unreachableSince) = context.state.withLock {
             ($0.assignment, $0.lag, $0.lastError, $0.isGroupMember, $0.unreachableSince)
         }
+        var lagByPartition = lag.filter { assignment.contains($0.key) }
+        if !machine.isClosed {
+            for partition in assignment where lagByPartition[partition] == nil {
+                // Before librdkafka's statistics: the end it last heard of, less where reading stands.
+                guard let end = client.cachedWatermarks(partition).high, let next = nextOffsetKnown(partition) else { continue }
+                lagByPartition[partition] = max(0, end - next)
+            }
+        }
         return ConsumerHealth(
             assignedPartitions: assignment, lastEventTime: lastEventTime,
-            lagByPartition: lag.filter { assignment.contains($0.key) }, lastError: lastError, isClosed: machine.isClosed,
+            lagByPartition: lagByPartition, lastError: lastError, isClosed: machine.isClosed,
             isGroupMember: member && !machine.isClosed,
             brokersUnreachableFor: machine.isClosed ? nil : unreachableSince.map { ContinuousClock.now - $0 })
     }
