@@ -17,9 +17,22 @@ public import WorkflowEvents
 /// Its fault switches take brokers down, slow them, move partition leaders and inject
 /// request errors. The mock keeps about 5 MB per partition and drops older messages.
 ///
+/// Unlike a real broker, the mock holds a group's next join for the leaving member's
+/// session timeout less one second once a member leaves: a
+/// restarted member waits 44 s with librdkafka's 45 s default `session.timeout.ms`. Give
+/// consumers `session.timeout.ms` 6000 (``fastRestartProperties``) to restart in seconds.
+///
 /// Close it with ``shutdown()`` (or use ``withMockKafkaCluster(brokers:_:)``) once every
 /// client that uses it is closed.
 public final class MockKafkaCluster: Sendable {
+    /// The session timeout with which a member that restarts gets its partitions within
+    /// about 5 s on the mock (it waits the session timeout less one second after a leave).
+    public static let fastRestartSessionTimeout = Duration.seconds(6)
+
+    /// Consumer properties for restarts within seconds on the mock: `session.timeout.ms`
+    /// 6000.
+    public static let fastRestartProperties = ["session.timeout.ms": "6000"]
+
     /// The mock's state. `@unchecked Sendable`: the pointers are set in `init` and released
     /// once by `shutdown()` under the mutex; librdkafka's mock API is thread-safe.
     private struct Handles: @unchecked Sendable {

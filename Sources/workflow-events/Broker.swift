@@ -75,6 +75,9 @@ private nonisolated func serve(brokers: Int, topics: [TopicSpec]) async throws {
         writeLine("topic \(topic.name): \(topic.partitions) partition\(topic.partitions == 1 ? "" : "s")")
     }
     writeLine("export WORKFLOW_EVENTS_BOOTSTRAP_SERVERS=\(cluster.bootstrapServers)")
+    writeLine(
+        "consumer groups: a member that restarts waits its session timeout (45 s by default) here, unlike on a real broker; give consumers -X session.timeout.ms=6000 to restart within seconds"
+    )
     // Serve until the task is cancelled by SIGINT or SIGTERM.
     while !Task.isCancelled {
         try? await Task.sleep(for: .seconds(3600))

@@ -132,6 +132,7 @@ struct ToolTests {
         let stopped = try await broker.wait(timeout: .seconds(15))
         #expect(stopped.status == 0)
         #expect(stopped.stderr.contains("stopping the embedded cluster"))
+        #expect(broker.stdout.contains("give consumers -X session.timeout.ms=6000 to restart within seconds"))
     }
 
     @Test("demo produces to an embedded cluster, prints every event as the group receives it, and stops by itself")
