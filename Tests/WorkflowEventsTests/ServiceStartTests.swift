@@ -36,10 +36,10 @@ struct ServiceStartTests {
         #expect(!waiting.isReady && !waiting.isClosed, "\(waiting)")
         let returned = ContinuousClock.now
         try fixture.cluster.setBrokerUp(1)
-        try await waitUntil(
-            "every event handled", timeout: .seconds(60),
-            saw: { "\(handled.withLock { $0.count }) handled; \(await service.consumer.health); \(lastLines(logs, 20))" }
-        ) { handled.withLock { $0.count } == 90 }
+        let saw: () async -> String = {
+            "\(handled.withLock { $0.count }) handled; \(await service.consumer.health); \(lastLines(logs, 20))"
+        }
+        try await waitUntil("every event handled", timeout: .seconds(60), saw: saw) { handled.withLock { $0.count } == 90 }
         print("FIGURE service started before Kafka | every event handled \(ContinuousClock.now - returned) after the broker came up")
         #expect(await service.consumer.health.isReady)
         await group.triggerGracefulShutdown()
