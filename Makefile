@@ -1,4 +1,4 @@
-.PHONY: demo test core lint sanitize bench bench-check reliability deps docs
+.PHONY: demo test core lint sanitize bench bench-check reliability deps docs http-example
 
 deps:
 	@bash scripts/install-dependencies.sh
@@ -35,3 +35,8 @@ docs: deps
 
 reliability: deps
 	bash scripts/reliability.sh
+
+# The consumer beside an HTTP server, a package of its own (Examples/HTTPService): built, so
+# that it keeps compiling against the library.
+http-example: deps
+	cd Examples/HTTPService && swift build
