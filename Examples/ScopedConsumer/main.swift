@@ -13,8 +13,7 @@ nonisolated func scoped(_ setting: ExampleSetting) async throws {
     do {
         try await withWorkflowEventConsumer(
             bootstrapServers: setting.bootstrapServers, groupID: "workflow-processor", properties: setting.properties
-        ) {
-            consumer in
+        ) { consumer in
             kept = consumer
             var seen = 0
             try await consumer.consumeEvents(topics: ["workflow-events"], timeout: .seconds(5)) { event in
