@@ -22,8 +22,7 @@ nonisolated func consumerGroup(_ setting: ExampleSetting) async throws {
             group.addTask {
                 try await withWorkflowEventConsumer(
                     bootstrapServers: setting.bootstrapServers, groupID: "workflow-processor", properties: setting.properties
-                ) {
-                    consumer in
+                ) { consumer in
                     var read = 0
                     var owned: [Int32] = []
                     for try await _ in consumer.events(topics: ["workflow-events"]) {

@@ -11,8 +11,7 @@ let topics = ["workflow-events", "workflow-alerts", "workflow-metrics"]
 nonisolated func multipleTopics(_ setting: ExampleSetting) async throws {
     try await withWorkflowEventConsumer(
         bootstrapServers: setting.bootstrapServers, groupID: "workflow-processor", properties: setting.properties
-    ) {
-        consumer in
+    ) { consumer in
         var perTopic: [String: Int] = [:]
         for try await message in consumer.messages(topics: topics, idleTimeout: .seconds(3)) {
             perTopic[message.topic, default: 0] += 1

@@ -55,26 +55,21 @@ public struct WorkflowEventService: Service {
         let consumer = self.consumer
         let topics = self.topics
         let handler = self.handler
-        if let maxConcurrency {
-            // process() drains on cancellation: graceful shutdown cancels it.
-            do {
+        let maxConcurrency = self.maxConcurrency
+        do {
+            if let maxConcurrency {
+                // process() drains on cancellation: graceful shutdown cancels it.
                 try await cancelWhenGracefulShutdown {
                     // A service may start before Kafka: it waits for the cluster.
                     guard try await consumer.waitForCluster() else { return }
                     try await consumer.process(topics: topics, maxConcurrency: maxConcurrency, handler)
                 }
-            } catch {
-                await consumer.close()
-                throw error
-            }
-            await consumer.close()
-            return
-        }
-        do {
-            _ = try await withGracefulShutdownHandler {
-                try await consumer.serve(topics: topics, handler)
-            } onGracefulShutdown: {
-                consumer.stopServing()
+            } else {
+                _ = try await withGracefulShutdownHandler {
+                    try await consumer.serve(topics: topics, handler)
+                } onGracefulShutdown: {
+                    consumer.stopServing()
+                }
             }
         } catch {
             await consumer.close()

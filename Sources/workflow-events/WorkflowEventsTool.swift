@@ -48,11 +48,11 @@ struct ClusterOptions: ParsableArguments {
 
     func validate() throws {
         if !(connectTimeout > 0) { throw ValidationError("--connect-timeout must be a positive number of seconds") }
-        _ = try clientProperties()
     }
 
     /// The librdkafka properties of the config file (or the environment's), then
-    /// `--property`, secrets read from where they were named; a bad one exits with status 64.
+    /// `--property`, secrets read from where they were named (once: a command's `run` calls
+    /// it first); a bad one exits with status 64.
     func clientProperties() throws -> KafkaProperties {
         do {
             return try KafkaProperties(configFile: config, settings: properties)

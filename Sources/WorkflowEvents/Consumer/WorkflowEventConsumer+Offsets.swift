@@ -132,9 +132,11 @@ extension WorkflowEventConsumer {
 
     /// The offset of the next record to deliver from `partition`, where known without asking
     /// a broker: the reader's next event, a fetched message, a seek, librdkafka's position.
-    func nextOffsetKnown(_ partition: TopicPartition) -> Int64? {
-        reading.batch?.firstWaitingOffset(of: partition) ?? fetcher.firstOffset(of: partition) ?? seekPositions[partition]
-            ?? (try? client.position(partition)) ?? nil
+    func nextOffsetKnown(_ partition: TopicPartition) throws -> Int64? {
+        if let offset = reading.batch?.firstWaitingOffset(of: partition) ?? fetcher.firstOffset(of: partition) ?? seekPositions[partition] {
+            return offset
+        }
+        return try client.position(partition)
     }
 
     /// The offset of the next record this consumer will deliver from `partition`.
@@ -147,10 +149,7 @@ extension WorkflowEventConsumer {
         reclaimReleasedReaders()
         _ = try await waitForAssignment(of: partition, pendingSeek: nil)
         await fetcher.absorbReadAhead()
-        if let offset = reading.batch?.firstWaitingOffset(of: partition) { return offset }
-        if let offset = fetcher.firstOffset(of: partition) { return offset }
-        if let offset = seekPositions[partition] { return offset }
-        if let offset = try client.position(partition) { return offset }
+        if let offset = try nextOffsetKnown(partition) { return offset }
         if configuration.groupID != nil,
             let offset = try await client.committed([partition], timeout: configuration.connectionTimeout)[partition]
         {

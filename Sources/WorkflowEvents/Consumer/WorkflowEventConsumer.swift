@@ -218,7 +218,7 @@ public actor WorkflowEventConsumer {
         if !machine.isClosed {
             for partition in assignment where lagByPartition[partition] == nil {
                 // Before librdkafka's statistics: the end it last heard of, less where reading stands.
-                guard let end = client.cachedWatermarks(partition).high, let next = nextOffsetKnown(partition) else { continue }
+                guard let end = client.cachedWatermarks(partition).high, let next = (try? nextOffsetKnown(partition)) ?? nil else { continue }
                 lagByPartition[partition] = max(0, end - next)
             }
         }
