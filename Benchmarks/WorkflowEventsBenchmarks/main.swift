@@ -50,6 +50,14 @@ struct Options {
 
 func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
 
+/// User and system CPU time of the whole process so far, in seconds.
+func processCPUSeconds() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    func seconds(_ time: timeval) -> Double { Double(time.tv_sec) + Double(time.tv_usec) / 1e6 }
+    return seconds(usage.ru_utime) + seconds(usage.ru_stime)
+}
+
 /// The text librdkafka wrote into an error buffer.
 func errorMessage(_ buffer: [CChar]) -> String {
     String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
@@ -445,10 +453,20 @@ nonisolated func run(_ options: Options) async throws {
         // No cluster: the documents alone, for profiling the decoder.
         let documents = try SampleEvents.make(count: options.events, workflows: 20_000).map { try $0.jsonBytes() }
         var rates: [Double] = []
-        let before = malloc_counter_allocations()
-        for _ in 0..<options.repetitions { rates.append(try decodeLoop(documents)) }
-        let perEvent = Double(malloc_counter_allocations() - before) / Double(options.events * options.repetitions)
+        var msgspecRates: [Double] = []
+        var allocations = 0
+        for _ in 0..<options.repetitions {
+            let before = malloc_counter_allocations()
+            rates.append(try decodeLoop(documents))
+            allocations += Int(malloc_counter_allocations() - before)
+            // Interleaved, so that both see the same moments of a shared machine.
+            if let script = options.python { msgspecRates.append(try msgspecDecode(script: script, documents: documents)) }
+        }
+        let perEvent = Double(allocations) / Double(options.events * options.repetitions)
         print(String(format: "decode: %.0f events/s, %.2f allocations/event", median(rates), perEvent))
+        if !msgspecRates.isEmpty {
+            print(String(format: "msgspec decode: %.0f events/s; Swift × msgspec: %.2f", median(msgspecRates), median(rates) / median(msgspecRates)))
+        }
         return
     }
     let cluster = try MockKafkaCluster()
@@ -487,12 +505,16 @@ nonisolated func run(_ options: Options) async throws {
     // Each loop's rate, and the heap allocations of the whole process during it per event.
     var rates: [String: [Double]] = [:]
     var allocations: [String: [Double]] = [:]
+    /// CPU time of the whole process (every thread, the mock cluster's included) per event, µs.
+    var cpu: [String: [Double]] = [:]
     func runs(_ name: String) -> Bool { options.only == nil || options.only == name }
     func measured(_ name: String, _ body: () async throws -> Double) async rethrows {
         guard runs(name) else { return }
         let before = malloc_counter_allocations()
+        let cpuBefore = processCPUSeconds()
         let rate = try await body()
         let after = malloc_counter_allocations()
+        cpu[name, default: []].append((processCPUSeconds() - cpuBefore) / Double(options.events) * 1e6)
         rates[name, default: []].append(rate)
         allocations[name, default: []].append(Double(after - before) / Double(options.events))
     }
@@ -527,7 +549,8 @@ nonisolated func run(_ options: Options) async throws {
     if let only = options.only, only != "latency" {
         print(
             String(
-                format: "%@: %.0f events/s, %.2f allocations/event", only as NSString, median(rates[only] ?? [0]), median(allocations[only] ?? [0])))
+                format: "%@: %.0f events/s, %.2f allocations/event, %.2f µs of CPU/event", only as NSString, median(rates[only] ?? [0]),
+                median(allocations[only] ?? [0]), median(cpu[only] ?? [0])))
         return
     }
     if options.only == nil {
