@@ -55,8 +55,9 @@ public final class MockKafkaCluster: Sendable {
             throw WorkflowEventsError(.invalidConfiguration, "librdkafka could not allocate a configuration")
         }
         var errorText = [CChar](repeating: 0, count: 512)
-        // The mock's host handle never connects anywhere; silence its logs.
-        _ = rd_kafka_conf_set(conf, "log_level", "0", &errorText, errorText.count)
+        // The mock's host handle never connects anywhere: only the mock's critical lines (a
+        // broker that cannot listen, with the system's reason) reach stderr.
+        _ = rd_kafka_conf_set(conf, "log_level", "2", &errorText, errorText.count)
         guard let host = rd_kafka_new(RD_KAFKA_PRODUCER, conf, &errorText, errorText.count) else {
             rd_kafka_conf_destroy(conf)
             let reason = errorText.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
