@@ -159,9 +159,8 @@ extension ConsumerClientContext {
         // commits (a lost partition's commit would be refused: nothing is stored then).
         batch?.revoke(Set(changed)) { finished in
             guard !lost else { return }
-            let last = lastOffsets(of: finished)
             offsets.withLock { tracker in
-                for (partition, offset) in last { tracker.finish(through: offset, of: partition) }
+                for (partition, offset) in finished { tracker.finish(through: offset, of: partition) }
                 operations.store(tracker.takeStores())
             }
         }

@@ -22,11 +22,12 @@ extension WorkflowEventConsumer {
     ]
 
     /// Classifies `message`, validating its value unless that was done ahead.
-    nonisolated func classify(_ message: FetchedMessage) -> MessageKind {
+    /// The message keeps no copy of its event: the event is moved out of it.
+    nonisolated func classify(_ message: inout FetchedMessage) -> MessageKind {
         if message.isError { return .error(errorToThrow(message)) }
         if message.isTombstone { return .tombstone }
         let decoded =
-            message.decoded
+            message.decoded.take()
             ?? message.withValue { bytes in
                 Result { () throws(WorkflowEventValidationError) in try WorkflowEvent.decode(bytes) }
             }

@@ -29,9 +29,10 @@ final class ReaderBatch: Sendable {
         /// The part of `handedOut` already added to the consumer's statistics.
         var counted = 0
 
-        func toStore(_ range: Range<Int>) -> [FetchedMessage] {
-            guard !excluded.isEmpty else { return Array(messages[range]) }
-            return messages[range].filter { !excluded.contains(TopicPartition(topic: $0.topic, partition: $0.partition)) }
+        /// The offset of the last event of each partition in `range`, less the excluded
+        /// partitions: what a reader finished there.
+        func toStore(_ range: Range<Int>) -> [(TopicPartition, Int64)] {
+            lastOffsets(of: messages[range], excluding: excluded)
         }
     }
 
@@ -50,11 +51,13 @@ final class ReaderBatch: Sendable {
         self.gathering = gathering
     }
 
-    /// What the consumer takes out of the batch: offsets to store first, then messages to
-    /// destroy, and messages to put back in front of its buffer.
+    /// What the consumer takes out of the batch: the last finished offset of each partition
+    /// to record first, then the messages to destroy, and messages to put back in front of
+    /// its buffer. The batch's messages are moved out, not copied.
     struct Taken {
-        var store: [FetchedMessage] = []
-        var destroy: [FetchedMessage] = []
+        var store: [(TopicPartition, Int64)] = []
+        var messages: [FetchedMessage] = []
+        var destroyed: Range<Int> = 0..<0
         var giveBack: [FetchedMessage] = []
         /// Events handed out and not yet counted in the statistics.
         var delivered = 0
@@ -125,9 +128,7 @@ final class ReaderBatch: Sendable {
     func takeFinished() -> Taken {
         content.withLock { content in
             let store = content.cursor.takeToStore(includingInHand: false)
-            var taken = Taken(
-                store: content.toStore(store), destroy: Array(content.messages[0..<content.cursor.end]),
-                giveBack: content.returned)
+            var taken = Taken(store: content.toStore(store), destroyed: 0..<content.cursor.end, giveBack: content.returned)
             // A message in hand at the time it could not be finished does not exist here: the
             // reader asked for the next one, so the cursor finished it.
             Self.reset(&content, into: &taken)
@@ -141,7 +142,7 @@ final class ReaderBatch: Sendable {
         content.withLock { content in
             let (store, giveBack) = content.cursor.release()
             var taken = Taken(
-                store: content.toStore(store), destroy: Array(content.messages[0..<giveBack.lowerBound]),
+                store: content.toStore(store), destroyed: 0..<giveBack.lowerBound,
                 giveBack: Array(content.messages[giveBack]) + content.returned)
             Self.reset(&content, into: &taken)
             // The event in hand was handed out and comes again: it counts once more then.
@@ -154,9 +155,9 @@ final class ReaderBatch: Sendable {
     func close() -> Taken {
         content.withLock { content in
             let store = content.cursor.takeToStore(includingInHand: false)
-            var taken = Taken(
-                store: content.toStore(store),
-                destroy: Array(content.messages[0..<content.cursor.end]) + content.returned)
+            // The messages cut from the batch belong to whoever took them.
+            content.messages = Array(content.messages[0..<content.cursor.end]) + content.returned
+            var taken = Taken(store: content.toStore(store), destroyed: content.messages.indices)
             Self.reset(&content, into: &taken)
             return taken
         }
@@ -166,7 +167,7 @@ final class ReaderBatch: Sendable {
         taken.delivered = content.handedOut - content.counted
         content.counted = content.handedOut
         content.cursor = ReaderCursor()
-        content.messages = []
+        swap(&taken.messages, &content.messages)
         content.events = []
         content.excluded = []
         content.returned = []
@@ -174,14 +175,14 @@ final class ReaderBatch: Sendable {
 
     /// A commit from the loop body: the finished events and the one in hand, which the body
     /// has processed. The messages stay in the batch: store them before it moves on.
-    func withOffsetsForCommit(_ body: ([FetchedMessage]) -> Void) {
+    func withOffsetsForCommit(_ body: ([(TopicPartition, Int64)]) -> Void) {
         content.withLock { content in
             body(content.toStore(content.cursor.takeToStore(includingInHand: true)))
         }
     }
 
     /// Stores the finished events' offsets now (before a seek moves a partition).
-    func withFinished(_ body: ([FetchedMessage]) -> Void) {
+    func withFinished(_ body: ([(TopicPartition, Int64)]) -> Void) {
         content.withLock { content in
             body(content.toStore(content.cursor.takeToStore(includingInHand: false)))
         }
@@ -205,12 +206,9 @@ final class ReaderBatch: Sendable {
     /// lock, with the finished events of those partitions, whose offsets it stores before
     /// the revocation commits. Their event in hand and later events are never stored; the
     /// events not handed out are cut, for the consumer to drop or put back.
-    func revoke(_ partitions: Set<TopicPartition>, store: ([FetchedMessage]) -> Void) {
+    func revoke(_ partitions: Set<TopicPartition>, store: ([(TopicPartition, Int64)]) -> Void) {
         content.withLock { content in
-            let finished = content.messages[content.cursor.finishedRange].filter {
-                let partition = TopicPartition(topic: $0.topic, partition: $0.partition)
-                return partitions.contains(partition) && !content.excluded.contains(partition)
-            }
+            let finished = content.toStore(content.cursor.finishedRange).filter { partitions.contains($0.0) }
             store(finished)
             content.excluded.formUnion(partitions)
             content.returned += content.messages[content.cursor.cut()]

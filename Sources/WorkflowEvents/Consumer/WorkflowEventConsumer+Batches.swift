@@ -117,7 +117,7 @@ extension WorkflowEventConsumer {
         }
         // Read once (it is behind the callback context's lock), and again after an await.
         var paused = userPaused
-        taking: while messages.count < limit, let message = fetcher.buffer.popFirst() {
+        taking: while messages.count < limit, var message = fetcher.buffer.popFirst() {
             if !paused.isEmpty, !message.isError {
                 let partition = TopicPartition(topic: message.topic, partition: message.partition)
                 if paused.contains(partition) {
@@ -125,7 +125,7 @@ extension WorkflowEventConsumer {
                     continue
                 }
             }
-            let kind = classify(message)
+            let kind = classify(&message)
             switch kind {
             case .error(nil):
                 message.destroy()

@@ -35,7 +35,12 @@ extension WorkflowEventConsumer {
     /// one of each partition is stored.
     nonisolated func finish(_ messages: [FetchedMessage]) {
         guard !messages.isEmpty else { return }
-        let last = lastOffsets(of: messages)
+        finish(lastOffsets: lastOffsets(of: messages[...]))
+    }
+
+    /// Every event of each partition through its offset is finished.
+    nonisolated func finish(lastOffsets last: [(TopicPartition, Int64)]) {
+        guard !last.isEmpty else { return }
         trackOffsets { tracker in
             for (partition, offset) in last { tracker.finish(through: offset, of: partition) }
         }

@@ -55,7 +55,7 @@ extension WorkflowEventConsumer {
         guard machine.isOpen, !reading.isProcessing else { return }
         // The events the reader finished reach librdkafka's auto-commit within this interval,
         // also while the reader is still working through its batch.
-        reading.batch?.withFinished { finish($0) }
+        reading.batch?.withFinished { finish(lastOffsets: $0) }
         guard subscription != nil, !fetcher.isPathOwned else { return }
         // A batch taken ahead came from librdkafka before anything taken now.
         await fetcher.absorbReadAhead()

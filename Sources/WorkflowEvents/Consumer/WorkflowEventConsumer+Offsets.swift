@@ -18,7 +18,7 @@ extension WorkflowEventConsumer {
         try checkOpen("commit")
         try checkGroup("commit")
         reclaimReleasedReaders()
-        reading.batch?.withOffsetsForCommit { finish($0) }
+        reading.batch?.withOffsetsForCommit { finish(lastOffsets: $0) }
         storePolledOffsets()
         try await client.commit(nil)
     }
@@ -104,7 +104,7 @@ extension WorkflowEventConsumer {
             await fetcher.acquire()
             if let batch = reading.batch {
                 // Events finished before the seek count; the one in hand, from before it, not.
-                batch.withFinished { finish($0) }
+                batch.withFinished { finish(lastOffsets: $0) }
                 putBack(batch.cut(sought: partition))
             }
             // Nothing taken before the seek is stored any more (records of a `poll`, the event

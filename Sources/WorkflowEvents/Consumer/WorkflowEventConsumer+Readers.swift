@@ -65,8 +65,8 @@ extension WorkflowEventConsumer {
 
     /// Stores the offsets, destroys and puts back what was taken out of a reader's batch.
     func settle(_ taken: ReaderBatch.Taken) {
-        finish(taken.store)
-        for message in taken.destroy { message.destroy() }
+        finish(lastOffsets: taken.store)
+        for message in taken.messages[taken.destroyed] { message.destroy() }
         putBack(taken.giveBack)
         counters.eventsDelivered += taken.delivered
         metrics.events.increment(by: taken.delivered)

@@ -137,8 +137,8 @@ public actor WorkflowEventConsumer {
         if !machine.isClosed {
             logger.info("a consumer was released without being closed; closing it in the background")
             if let taken = reading.batch?.close() {
-                finish(taken.store)
-                for message in taken.destroy { message.destroy() }
+                finish(lastOffsets: taken.store)
+                for message in taken.messages[taken.destroyed] { message.destroy() }
             }
             let client = self.client
             fetcher.destroyAll { client.closeAndDestroyInBackground() }

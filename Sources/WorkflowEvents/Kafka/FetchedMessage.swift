@@ -243,18 +243,17 @@ struct FetchedMessageBuffer {
     }
 }
 
-/// The offset of the last message of each partition among `messages` (in order).
-func lastOffsets(of messages: [FetchedMessage]) -> [(TopicPartition, Int64)] {
-    if messages.count == 1 {
-        return [(messages[0].topicPartition, messages[0].offset)]
-    }
-    struct Partition: Hashable {
+/// The offset of the last message of each partition among `messages` (in order), less the
+/// `excluded` partitions.
+func lastOffsets(of messages: ArraySlice<FetchedMessage>, excluding excluded: Set<TopicPartition> = []) -> [(TopicPartition, Int64)] {
+    struct Partition: Equatable {
         let rkt: UnsafeMutableRawPointer?
         let name: String?
         let partition: Int32
     }
-    var seen = Set<Partition>()
+    var seen: [Partition] = []
     var result: [(TopicPartition, Int64)] = []
+    var previous: Partition?
     for message in messages.reversed() {
         // librdkafka's topic handle names the topic without building its name.
         let key: Partition
@@ -264,9 +263,13 @@ func lastOffsets(of messages: [FetchedMessage]) -> [(TopicPartition, Int64)] {
         case .inMemory(let record):
             key = Partition(rkt: nil, name: record.record.topic, partition: record.record.partition)
         }
-        if seen.insert(key).inserted {
-            result.append((message.topicPartition, message.offset))
-        }
+        // librdkafka hands a partition's messages out in runs: most messages continue one.
+        if key == previous { continue }
+        previous = key
+        guard !seen.contains(key) else { continue }
+        seen.append(key)
+        let partition = message.topicPartition
+        if excluded.isEmpty || !excluded.contains(partition) { result.append((partition, message.offset)) }
     }
     return result
 }
