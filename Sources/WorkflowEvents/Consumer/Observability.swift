@@ -200,15 +200,21 @@ extension WorkflowEventMessage {
 }
 
 extension WorkflowEventConsumer {
+    /// Whether a tracer is bootstrapped: spans are made for events only then.
+    static var isTracing: Bool { !(InstrumentationSystem.tracer is NoOpTracer) }
+
     /// Runs `body` in a consumer span named after the event type, continuing the trace its
     /// headers carry (`traceparent` with W3C propagation), with OpenTelemetry's messaging
     /// attributes.
+    ///
+    /// `tracing` is whether a tracer is bootstrapped (``isTracing``), which loops ask once,
+    /// not per event: the look-up takes a lock and a dynamic cast.
     nonisolated(nonsending) static func withEventSpan<T>(
-        _ message: WorkflowEventMessage, group: String?, _ body: () async throws -> T
+        _ message: WorkflowEventMessage, group: String?, tracing: Bool = isTracing, _ body: () async throws -> T
     ) async throws -> T {
         // Without a tracer bootstrapped, a span would cost a task-local binding per event
         // for nothing.
-        if InstrumentationSystem.tracer is NoOpTracer { return try await body() }
+        guard tracing else { return try await body() }
         var context = ServiceContext.topLevel
         InstrumentationSystem.instrument.extract(message.headers, into: &context, using: KafkaHeaderExtractor())
         return try await withSpan(message.event.eventType.rawValue, context: context, ofKind: .consumer) { span in

@@ -41,14 +41,18 @@ extension OrderedProcessor {
         struct Job: Sendable {
             let id: Int
             let event: WorkflowEvent
-            let message: WorkflowEventMessage
+            /// The event's coordinates for its span: only when tracing (the key and headers
+            /// cost allocations per event).
+            let message: WorkflowEventMessage?
         }
+        let tracing = WorkflowEventConsumer.isTracing
         let jobs = chunk.map { item in
             Job(
                 id: item.id, event: item.event,
-                message: WorkflowEventMessage(
-                    event: item.event, topic: item.partition.topic, partition: item.partition.partition, offset: item.offset,
-                    key: item.message.key, headers: item.message.headers, timestamp: nil))
+                message: tracing
+                    ? WorkflowEventMessage(
+                        event: item.event, topic: item.partition.topic, partition: item.partition.partition, offset: item.offset,
+                        key: item.message.key, headers: item.message.headers, timestamp: nil) : nil)
         }
         for item in chunk { running[item.id] = item }
         workers += 1
@@ -72,7 +76,8 @@ extension OrderedProcessor {
                 }
                 let started = ContinuousClock.now
                 let outcome = await callWithRetries(policy, clock: consumer.clock, onRetry: { _, _ in await consumer.count(\.handlerRetries, 1) }) {
-                    try await WorkflowEventConsumer.withEventSpan(job.message, group: group) { try await handler(job.event) }
+                    guard let message = job.message else { return try await handler(job.event) }
+                    return try await WorkflowEventConsumer.withEventSpan(message, group: group, tracing: true) { try await handler(job.event) }
                 }
                 metrics.handlerDuration.record(since: started)
                 unreported.append(Completion(id: job.id, outcome: outcome, started: true))
@@ -88,48 +93,76 @@ extension OrderedProcessor {
         }
     }
 
-    func finish(_ id: Int, _ outcome: HandlerOutcome, started: Bool) async {
-        guard let item = running.removeValue(forKey: id) else { return }
-        if started {
-            delivered += 1
-            _ = withdrawn.take(id)
-        }
-        defer { item.message.destroy() }
-        var done = true
-        switch outcome {
-        case .succeeded:
-            break
-        case .abandoned:
-            done = false
-        case .failed(let error):
-            pendingCounts.failures += 1
-            consumer.logHandlerFailure(
-                error,
-                WorkflowEventMessage(
-                    event: item.event, topic: item.partition.topic, partition: item.partition.partition, offset: item.offset,
-                    key: nil, headers: [], timestamp: nil))
-            if deadLettering {
-                do {
-                    try await consumer.deadLetter(item.message.record, kind: "handler-failed", reason: "\(error)")
-                } catch {
-                    done = false
-                    failure = failure ?? error
-                    beginDraining()
+    /// The workers' completions: the offsets of those done are recorded under one lock. A
+    /// failure is logged and dead-lettered first (awaiting the dead-letter topic).
+    func finish(_ completions: [Completion]) async {
+        var finished: [(TopicPartition, Int64)] = []
+        finished.reserveCapacity(completions.count)
+        for completion in completions {
+            guard let item = running.removeValue(forKey: completion.id) else { continue }
+            if completion.started {
+                delivered += 1
+                _ = withdrawn.take(completion.id)
+            }
+            var done = true
+            switch completion.outcome {
+            case .succeeded:
+                break
+            case .abandoned:
+                done = false
+            case .failed(let error):
+                // Offsets recorded so far go first: the dead letter awaits.
+                record(&finished)
+                done = await reportFailure(error, of: item)
+            }
+            item.message.destroy()
+            inMemory -= 1
+            if progress[item.partition]?.epoch == item.epoch {
+                progress[item.partition]!.inMemory -= 1
+                if done { finished.append((item.partition, item.offset)) }
+            }
+            // Once the key's events given out are done, its next event, if any, becomes ready.
+            let left = (runningKeys[item.key] ?? 1) - 1
+            runningKeys[item.key] = left > 0 ? left : nil
+            if left == 0, pending[item.key] != nil { ready.append(item.key) }
+            touchedSinceBookkeeping.insert(item.partition)
+            if !revocations.isEmpty {
+                record(&finished)
+                for revocation in revocations where revocation.partitions.contains(item.partition) {
+                    completeRevocation(token: revocation.token, timedOut: false)
                 }
             }
         }
-        inMemory -= 1
-        if progress[item.partition]?.epoch == item.epoch {
-            progress[item.partition]!.inMemory -= 1
-            if done { consumer.recordOffsets { $0.finish(item.offset, of: item.partition) } }
+        record(&finished)
+    }
+
+    /// Records these events as finished, and empties the list.
+    func record(_ finished: inout [(TopicPartition, Int64)]) {
+        guard !finished.isEmpty else { return }
+        consumer.recordOffsets { tracker in
+            for (partition, offset) in finished { tracker.finish(offset, of: partition) }
         }
-        // Once the key's events given out are done, its next event, if any, becomes ready.
-        let left = (runningKeys[item.key] ?? 1) - 1
-        runningKeys[item.key] = left > 0 ? left : nil
-        if left == 0, pending[item.key] != nil { ready.append(item.key) }
-        touchedSinceBookkeeping.insert(item.partition)
-        for revocation in revocations where revocation.partitions.contains(item.partition) {
-            completeRevocation(token: revocation.token, timedOut: false)
+        finished.removeAll(keepingCapacity: true)
+    }
+
+    /// Logs and counts a handler's failure and dead-letters its event when there is a
+    /// dead-letter topic; returns whether the event is done (false when the dead letter
+    /// failed: then the loop drains).
+    func reportFailure(_ error: any Error, of item: WorkItem) async -> Bool {
+        pendingCounts.failures += 1
+        consumer.logHandlerFailure(
+            error,
+            WorkflowEventMessage(
+                event: item.event, topic: item.partition.topic, partition: item.partition.partition, offset: item.offset,
+                key: nil, headers: [], timestamp: nil))
+        guard deadLettering else { return true }
+        do {
+            try await consumer.deadLetter(item.message.record, kind: "handler-failed", reason: "\(error)")
+            return true
+        } catch {
+            failure = failure ?? error
+            beginDraining()
+            return false
         }
     }
 }

@@ -150,7 +150,7 @@ final class OrderedProcessor: @unchecked Sendable {
                 failure = failure ?? error
                 beginDraining()
             case .finished(let completions):
-                for completion in completions { await finish(completion.id, completion.outcome, started: completion.started) }
+                await finish(completions)
             case .workerEnded:
                 workers -= 1
             case .revoke(let partitions, let lost, let reply):
@@ -254,7 +254,21 @@ final class OrderedProcessor: @unchecked Sendable {
     func ingest(_ messages: [FetchedMessage]) async {
         let assignment = consumer.configuration.groupID == nil ? nil : consumer.context.assignment
         var touched: Set<TopicPartition> = []
-        for message in messages {
+        // Offsets taken, and those finished at once (tombstones, invalid events), recorded
+        // under one lock: before anything is awaited, and at the end.
+        var taken: [(TopicPartition, Int64)] = []
+        var finished: [(TopicPartition, Int64)] = []
+        taken.reserveCapacity(messages.count)
+        func recordTaken() {
+            guard !taken.isEmpty || !finished.isEmpty else { return }
+            consumer.recordOffsets { tracker in
+                for (partition, offset) in taken { tracker.take(offset, of: partition) }
+                for (partition, offset) in finished { tracker.finish(offset, of: partition) }
+            }
+            taken.removeAll(keepingCapacity: true)
+            finished.removeAll(keepingCapacity: true)
+        }
+        for var message in messages {
             if draining || failure != nil {
                 message.destroy()
                 continue
@@ -276,21 +290,22 @@ final class OrderedProcessor: @unchecked Sendable {
             // next assignment: the rebalance stopped waiting for that revocation and went on.
             // What the revocation holds of the partition ends now, before this epoch starts.
             for revocation in revocations where revocation.partitions.contains(partition) {
+                recordTaken()
                 completeRevocation(token: revocation.token, timedOut: true)
             }
             if progress[partition] == nil {
                 nextEpoch += 1
                 progress[partition] = Progress(epoch: nextEpoch)
             }
-            consumer.recordOffsets { $0.take(message.offset, of: partition) }
+            taken.append((partition, message.offset))
             touched.insert(partition)
-            switch consumer.classify(message) {
+            switch consumer.classify(&message) {
             case .error:
                 break  // taken above
             case .tombstone:
                 pendingCounts.tombstones += 1
                 consumer.logTombstone(message)
-                consumer.recordOffsets { $0.finish(message.offset, of: partition) }
+                finished.append((partition, message.offset))
                 message.destroy()
             case .event(let event):
                 nextID += 1
@@ -304,6 +319,7 @@ final class OrderedProcessor: @unchecked Sendable {
                 let record = message.record
                 message.destroy()
                 if deadLettering {
+                    recordTaken()
                     do {
                         try await consumer.deadLetter(record, kind: "invalid-event", reason: "\(error)")
                     } catch {
@@ -313,10 +329,11 @@ final class OrderedProcessor: @unchecked Sendable {
                     }
                 }
                 if progress[partition] != nil {
-                    consumer.recordOffsets { $0.finish(record.offset, of: partition) }
+                    finished.append((partition, record.offset))
                 }
             }
         }
+        recordTaken()
         storeProgress()
         applyFlowControl(touched)
     }

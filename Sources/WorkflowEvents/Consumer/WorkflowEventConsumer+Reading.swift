@@ -149,7 +149,7 @@ extension WorkflowEventConsumer {
         var handled = 0
         // The key, headers and topic cost allocations per event: read only when a span
         // needs them (a failure reads them from the message still held).
-        let tracing = !(InstrumentationSystem.tracer is NoOpTracer)
+        let tracing = Self.isTracing
         defer { if stop != nil { serveStop.clear() } }
         while stop?.isSet != true {
             // A cancelled task takes no further event from the batch: the refill closes.
@@ -165,7 +165,7 @@ extension WorkflowEventConsumer {
                 await self.recordHandlerRetry(error, message: batch.inHand()?.message ?? message, failures: failures)
             }
             let outcome = await callWithRetries(configuration.retryPolicy, clock: clock, onRetry: noteRetry) {
-                try await Self.withEventSpan(message, group: configuration.groupID) { try await handler(message.event) }
+                try await Self.withEventSpan(message, group: configuration.groupID, tracing: tracing) { try await handler(message.event) }
             }
             metrics.handlerDuration.record(since: started)
             switch outcome {
