@@ -161,6 +161,27 @@ struct ObservabilityTests {
         #expect(loopSpan.kind == .consumer)
         #expect(loopSpan.attributes["messaging.consumer.group.name"]?.toSpanAttribute() == "traced-loop")
         #expect(loopSpan.attributes["messaging.kafka.offset"]?.toSpanAttribute() == 0)
+
+        // `process` runs each handler in its span too.
+        let processor = try WorkflowEventConsumer(configuration: groupConfiguration(cluster, group: "traced-process"))
+        let (handled, signal) = AsyncStream.makeStream(of: String?.self)
+        let processing = Task {
+            try await processor.process(topics: ["traced"]) { _ in
+                signal.yield(ServiceContext.current?.inMemorySpanContext?.spanID)
+            }
+        }
+        var inProcess: String?
+        for await spanID in handled {
+            inProcess = spanID
+            break
+        }
+        processing.cancel()
+        _ = try? await processing.value
+        await processor.close()
+        let processSpan = try #require(tracer.finishedSpans.first { $0.spanID == inProcess }, "process's handler ran outside a span")
+        #expect(processSpan.operationName == event.eventType.rawValue)
+        #expect(processSpan.spanContext.parentSpanID == publishSpanID)
+        #expect(processSpan.attributes["messaging.consumer.group.name"]?.toSpanAttribute() == "traced-process")
     }
 
     @Test("health: assigned partitions, last event time, lag from the statistics, last error, closed")
