@@ -24,10 +24,16 @@ struct StreamEndWatchTests {
     func numbers(
         _ outcome: Outcome, produced: Counter = Counter(), count: Int = .max
     ) -> AsyncThrowingStream<Int, any Error> {
-        .watched(onEnd: outcome.record) {
-            let next = produced.value.add(1, ordering: .relaxed).newValue
-            return next <= count ? next : nil
-        }
+        .watched(
+            onEnd: outcome.record,
+            take: {
+                let next = produced.value.add(1, ordering: .relaxed).newValue
+                return next <= count ? next : nil
+            },
+            refill: {
+                await Task.yield()
+                return false
+            })
     }
 
     func waitForOutcome(_ outcome: Outcome, round: Int) async throws -> StreamEnd {

@@ -64,19 +64,22 @@ final class StreamEndWatch: Sendable {
 }
 
 extension AsyncThrowingStream where Failure == any Error {
-    /// A stream whose elements `produce` gives (nil ends it), which tells `onEnd`, once, how
-    /// its iteration ended.
+    /// A stream whose elements `take` gives at once when it has one; otherwise `refill` is
+    /// awaited (false ends the stream) and `take` asked again. It tells `onEnd`, once, how its
+    /// iteration ended. An element at hand costs no further async call.
     static func watched(
-        onEnd: @escaping @Sendable (StreamEnd) -> Void, _ produce: @escaping @Sendable () async throws -> Element?
+        onEnd: @escaping @Sendable (StreamEnd) -> Void, take: @escaping @Sendable () -> Element?,
+        refill: @escaping @Sendable () async throws -> Bool
     ) -> Self {
         let watch = StreamEndWatch(onEnd: onEnd)
         let stream = AsyncThrowingStream(unfolding: {
             defer { watch.check() }
-            guard let element = try await produce() else {
-                watch.noteEnded()
-                return nil
+            if let element = take() { return element }
+            while try await refill() {
+                if let element = take() { return element }
             }
-            return element
+            watch.noteEnded()
+            return nil
         })
         watch.observe(stream)
         return stream

@@ -89,12 +89,8 @@ extension WorkflowEventConsumer {
                 case .released: self.releasedReaders.insert(reader)
                 }
             },
-            { [self] in
-                while true {
-                    if let element = take(batch) { return element }
-                    guard try await self.refill(batch, reader: reader, topics: topics, idle: idleTimeout) else { return nil }
-                }
-            })
+            take: { take(batch) },
+            refill: { [self] in try await self.refill(batch, reader: reader, topics: topics, idle: idleTimeout) })
     }
 
     /// Calls `handler` with each event of `topics` (the seed's `consume_events`).
