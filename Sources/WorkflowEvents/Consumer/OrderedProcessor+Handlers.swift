@@ -26,10 +26,11 @@ extension OrderedProcessor {
             while keys < keysPerWorker, chunk.count < Self.eventsPerWorker, let key = ready.popFirst() {
                 guard var queue = pending.removeValue(forKey: key) else { continue }
                 keys += 1
+                let before = chunk.count
                 while chunk.count < Self.eventsPerWorker, let item = queue.popFirst() {
                     chunk.append(item)
-                    runningKeys[key, default: 0] += 1
                 }
+                runningKeys[key, default: 0] += chunk.count - before
                 // The rest waits until the key's events given out are done.
                 if !queue.isEmpty { pending[key] = queue }
             }
@@ -46,15 +47,18 @@ extension OrderedProcessor {
             let message: WorkflowEventMessage?
         }
         let tracing = WorkflowEventConsumer.isTracing
-        let jobs = chunk.map { item in
-            Job(
-                id: item.id, event: item.event,
-                message: tracing
-                    ? WorkflowEventMessage(
-                        event: item.event, topic: item.partition.topic, partition: item.partition.partition, offset: item.offset,
-                        key: item.message.key, headers: item.message.headers, timestamp: nil) : nil)
+        var jobs: [Job] = []
+        jobs.reserveCapacity(chunk.count)
+        for item in chunk {
+            jobs.append(
+                Job(
+                    id: item.id, event: item.event,
+                    message: tracing
+                        ? WorkflowEventMessage(
+                            event: item.event, topic: item.partition.topic, partition: item.partition.partition, offset: item.offset,
+                            key: item.message.key, headers: item.message.headers, timestamp: nil) : nil))
+            running[item.id] = InFlight(key: item.key, partition: item.partition, epoch: item.epoch, offset: item.offset, message: item.message)
         }
-        for item in chunk { running[item.id] = item }
         workers += 1
         let handler = self.handler
         let mailbox = self.mailbox
@@ -80,7 +84,9 @@ extension OrderedProcessor {
                     return try await WorkflowEventConsumer.withEventSpan(message, group: group, tracing: true) { try await handler(job.event) }
                 }
                 metrics.handlerDuration.record(since: started)
-                unreported.append(Completion(id: job.id, outcome: outcome, started: true))
+                var completion = Completion(id: job.id, outcome: outcome, started: true)
+                if case .failed = outcome { completion.failedEvent = job.event }
+                unreported.append(completion)
                 let now = ContinuousClock.now
                 if now - reportedAt >= .milliseconds(1) {
                     mailbox.post(.finished(unreported))
@@ -113,7 +119,7 @@ extension OrderedProcessor {
             case .failed(let error):
                 // Offsets recorded so far go first: the dead letter awaits.
                 record(&finished)
-                done = await reportFailure(error, of: item)
+                done = await reportFailure(error, of: item, event: completion.failedEvent)
             }
             item.message.destroy()
             inMemory -= 1
@@ -122,9 +128,14 @@ extension OrderedProcessor {
                 if done { finished.append((item.partition, item.offset)) }
             }
             // Once the key's events given out are done, its next event, if any, becomes ready.
-            let left = (runningKeys[item.key] ?? 1) - 1
-            runningKeys[item.key] = left > 0 ? left : nil
-            if left == 0, pending[item.key] != nil { ready.append(item.key) }
+            // (A key no longer counted, after a revocation, is free too.)
+            var left = 0
+            if let index = runningKeys.index(forKey: item.key) {
+                runningKeys.values[index] -= 1
+                left = runningKeys.values[index]
+                if left <= 0 { runningKeys.remove(at: index) }
+            }
+            if left <= 0, pending[item.key] != nil { ready.append(item.key) }
             touchedSinceBookkeeping.insert(item.partition)
             if !revocations.isEmpty {
                 record(&finished)
@@ -148,13 +159,16 @@ extension OrderedProcessor {
     /// Logs and counts a handler's failure and dead-letters its event when there is a
     /// dead-letter topic; returns whether the event is done (false when the dead letter
     /// failed: then the loop drains).
-    func reportFailure(_ error: any Error, of item: WorkItem) async -> Bool {
+    func reportFailure(_ error: any Error, of item: InFlight, event: WorkflowEvent?) async -> Bool {
         pendingCounts.failures += 1
-        consumer.logHandlerFailure(
-            error,
-            WorkflowEventMessage(
-                event: item.event, topic: item.partition.topic, partition: item.partition.partition, offset: item.offset,
-                key: nil, headers: [], timestamp: nil))
+        // A worker reports a failed event with it; decoded again from its message otherwise.
+        if let event = event ?? (try? item.message.withValue { try WorkflowEvent.decode($0) }) {
+            consumer.logHandlerFailure(
+                error,
+                WorkflowEventMessage(
+                    event: event, topic: item.partition.topic, partition: item.partition.partition, offset: item.offset,
+                    key: nil, headers: [], timestamp: nil))
+        }
         guard deadLettering else { return true }
         do {
             try await consumer.deadLetter(item.message.record, kind: "handler-failed", reason: "\(error)")

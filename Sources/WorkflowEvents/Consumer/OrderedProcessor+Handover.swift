@@ -76,7 +76,7 @@ extension OrderedProcessor {
             pending[key] = kept.isEmpty ? nil : kept
         }
         // Given to a worker and not started: skipped.
-        let withdrawing = running.values.filter { revoked.contains($0.partition) }.map(\.id)
+        let withdrawing = running.filter { revoked.contains($0.value.partition) }.map(\.key)
         withdrawn.withdraw(withdrawing)
         revocationTokens += 1
         var epochs: [TopicPartition: Int] = [:]

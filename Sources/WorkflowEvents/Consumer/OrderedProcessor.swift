@@ -23,6 +23,15 @@ final class OrderedProcessor: @unchecked Sendable {
         let message: FetchedMessage
     }
 
+    /// An event given to a worker: what the loop needs of it once the worker reports back.
+    struct InFlight {
+        let key: String
+        let partition: TopicPartition
+        let epoch: Int
+        let offset: Int64
+        let message: FetchedMessage
+    }
+
     /// A partition being read: its offsets are in the client's `OffsetTracker`.
     struct Progress {
         /// Tells a handler's result for this partition apart from one of an earlier
@@ -57,7 +66,7 @@ final class OrderedProcessor: @unchecked Sendable {
     var pending: [String: Deque<WorkItem>] = [:]
     var ready = Deque<String>()
     /// Events given to a worker and not yet reported back.
-    var running: [Int: WorkItem] = [:]
+    var running: [Int: InFlight] = [:]
     /// Workers: child tasks of the loop's handler group, each running its events one after
     /// the other; at most `maxConcurrency`.
     var workers = 0
@@ -341,10 +350,12 @@ final class OrderedProcessor: @unchecked Sendable {
     func enqueue(_ item: WorkItem) {
         inMemory += 1
         progress[item.partition]!.inMemory += 1
-        let wasIdle = pending[item.key] == nil
-        pending[item.key, default: Deque()].append(item)
-        if wasIdle && runningKeys[item.key] == nil {
-            ready.append(item.key)
+        if let index = pending.index(forKey: item.key) {
+            pending.values[index].append(item)
+        } else {
+            let key = item.key
+            pending[key] = [item]
+            if runningKeys[key] == nil { ready.append(key) }
         }
         peak = max(peak, inMemory)
     }

@@ -29,6 +29,9 @@ struct Completion: Sendable {
     /// False when the worker skipped it: the loop began draining, the partition was revoked,
     /// or the worker was cancelled before the event's turn.
     let started: Bool
+    /// The event, when its handler failed (for the failure's log line): the loop keeps no
+    /// copy of an event given to a worker.
+    var failedEvent: WorkflowEvent? = nil
 }
 
 /// A queue of signals with one waiting reader, which waits whether or not its task is
