@@ -122,15 +122,26 @@ final class ProcessingTimers: Sendable {
 /// loop (which withdraws them) and the workers.
 final class WithdrawnEvents: Sendable {
     private let ids = Mutex<Set<Int>>([])
+    /// Whether `ids` holds any, set under its lock: most events are never withdrawn, and
+    /// are checked without the lock.
+    private let holdsAny = Atomic<Bool>(false)
 
     func withdraw(_ withdrawn: [Int]) {
         guard !withdrawn.isEmpty else { return }
-        ids.withLock { $0.formUnion(withdrawn) }
+        ids.withLock {
+            $0.formUnion(withdrawn)
+            holdsAny.store(true, ordering: .releasing)
+        }
     }
 
     /// Whether the event `id` was withdrawn; it is forgotten either way.
     func take(_ id: Int) -> Bool {
-        ids.withLock { $0.remove(id) != nil }
+        guard holdsAny.load(ordering: .acquiring) else { return false }
+        return ids.withLock {
+            let removed = $0.remove(id) != nil
+            if $0.isEmpty { holdsAny.store(false, ordering: .releasing) }
+            return removed
+        }
     }
 }
 
