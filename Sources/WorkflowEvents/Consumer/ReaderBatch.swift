@@ -18,7 +18,9 @@ final class ReaderBatch: Sendable {
     private struct Content {
         var cursor = ReaderCursor()
         var messages: [FetchedMessage] = []
-        var events: [WorkflowEvent] = []
+        /// Nil once moved out to a reader that keeps no event in hand here (a stream of
+        /// events, or of batches).
+        var events: [WorkflowEvent?] = []
         /// Partitions whose events of this batch are not stored any more: revoked, or
         /// sought elsewhere while one of their events was in hand.
         var excluded: Set<TopicPartition> = []
@@ -70,7 +72,8 @@ final class ReaderBatch: Sendable {
         content.withLock { content in
             guard let index = content.cursor.advance() else { return nil }
             content.handedOut += 1
-            return content.events[index]
+            // Moved out, not copied: the stream's reader never asks for it again.
+            return content.events[index].take()
         }
     }
 
@@ -80,7 +83,7 @@ final class ReaderBatch: Sendable {
         content.withLock { content in
             guard let index = content.cursor.advance() else { return nil }
             content.handedOut += 1
-            return Self.message(content.events[index], content.messages[index], withCoordinates: withCoordinates)
+            return Self.message(content.events[index]!, content.messages[index], withCoordinates: withCoordinates)
         }
     }
 
@@ -90,7 +93,7 @@ final class ReaderBatch: Sendable {
         content.withLock { content in
             guard let range = content.cursor.advance(upTo: count) else { return nil }
             content.handedOut += range.count
-            return range.map { Self.message(content.events[$0], content.messages[$0], withCoordinates: true) }
+            return range.map { Self.message(content.events[$0].take()!, content.messages[$0], withCoordinates: true) }
         }
     }
 
@@ -113,7 +116,7 @@ final class ReaderBatch: Sendable {
     // MARK: The consumer
 
     /// Hands the reader a new batch. The last one must have been taken out.
-    func fill(_ messages: [FetchedMessage], _ events: [WorkflowEvent]) {
+    func fill(_ messages: [FetchedMessage], _ events: [WorkflowEvent?]) {
         precondition(messages.count == events.count)
         content.withLock { content in
             precondition(content.cursor.remaining == 0 && content.cursor.inHand == nil && content.returned.isEmpty)
@@ -222,7 +225,8 @@ final class ReaderBatch: Sendable {
         content.withLock { content in
             guard let index = content.cursor.inHand else { return nil }
             let message = content.messages[index]
-            return (Self.message(content.events[index], message, withCoordinates: true), message.record)
+            guard let event = content.events[index] else { return nil }
+            return (Self.message(event, message, withCoordinates: true), message.record)
         }
     }
 

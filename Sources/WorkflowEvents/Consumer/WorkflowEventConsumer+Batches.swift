@@ -107,7 +107,7 @@ extension WorkflowEventConsumer {
     /// the events before it are done.
     func triage(into batch: ReaderBatch) async throws -> Bool {
         var messages: [FetchedMessage] = []
-        var events: [WorkflowEvent] = []
+        var events: [WorkflowEvent?] = []
         let limit = batch.gathering?.count ?? configuration.fetchBatchSize
         messages.reserveCapacity(min(limit, fetcher.buffer.count))
         events.reserveCapacity(min(limit, fetcher.buffer.count))
