@@ -32,7 +32,11 @@ extension OrderedProcessor {
                 }
                 runningKeys[key, default: 0] += chunk.count - before
                 // The rest waits until the key's events given out are done.
-                if !queue.isEmpty { pending[key] = queue }
+                if !queue.isEmpty {
+                    pending[key] = queue
+                } else if spareQueues.count < Self.spareQueueLimit {
+                    spareQueues.append(queue)
+                }
             }
             if !chunk.isEmpty { start(chunk, in: &handlers) }
         }
@@ -104,6 +108,7 @@ extension OrderedProcessor {
     func finish(_ completions: [Completion]) async {
         var finished: [(TopicPartition, Int64)] = []
         finished.reserveCapacity(completions.count)
+        var lastTouched: TopicPartition?
         for completion in completions {
             guard let item = running.removeValue(forKey: completion.id) else { continue }
             if completion.started {
@@ -123,8 +128,8 @@ extension OrderedProcessor {
             }
             item.message.destroy()
             inMemory -= 1
-            if progress[item.partition]?.epoch == item.epoch {
-                progress[item.partition]!.inMemory -= 1
+            if let index = progress.index(forKey: item.partition), progress.values[index].epoch == item.epoch {
+                progress.values[index].inMemory -= 1
                 if done { finished.append((item.partition, item.offset)) }
             }
             // Once the key's events given out are done, its next event, if any, becomes ready.
@@ -136,7 +141,10 @@ extension OrderedProcessor {
                 if left <= 0 { runningKeys.remove(at: index) }
             }
             if left <= 0, pending[item.key] != nil { ready.append(item.key) }
-            touchedSinceBookkeeping.insert(item.partition)
+            if item.partition != lastTouched {
+                touchedSinceBookkeeping.insert(item.partition)
+                lastTouched = item.partition
+            }
             if !revocations.isEmpty {
                 record(&finished)
                 for revocation in revocations where revocation.partitions.contains(item.partition) {

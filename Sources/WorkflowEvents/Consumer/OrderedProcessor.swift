@@ -64,6 +64,7 @@ final class OrderedProcessor: @unchecked Sendable {
     var nextEpoch = 0
     var progress: [TopicPartition: Progress] = [:]
     var pending: [String: Deque<WorkItem>] = [:]
+    var spareQueues: [Deque<WorkItem>] = []
     var ready = Deque<String>()
     /// Events given to a worker and not yet reported back.
     var running: [Int: InFlight] = [:]
@@ -263,6 +264,7 @@ final class OrderedProcessor: @unchecked Sendable {
     func ingest(_ messages: [FetchedMessage]) async {
         let assignment = consumer.configuration.groupID == nil ? nil : consumer.context.assignment
         var touched: Set<TopicPartition> = []
+        var lastTouched: TopicPartition?
         // Offsets taken, and those finished at once (tombstones, invalid events), recorded
         // under one lock: before anything is awaited, and at the end.
         var taken: [(TopicPartition, Int64)] = []
@@ -302,12 +304,20 @@ final class OrderedProcessor: @unchecked Sendable {
                 recordTaken()
                 completeRevocation(token: revocation.token, timedOut: true)
             }
-            if progress[partition] == nil {
+            let epoch: Int
+            if let index = progress.index(forKey: partition) {
+                epoch = progress.values[index].epoch
+            } else {
                 nextEpoch += 1
-                progress[partition] = Progress(epoch: nextEpoch)
+                epoch = nextEpoch
+                progress[partition] = Progress(epoch: epoch)
             }
             taken.append((partition, message.offset))
-            touched.insert(partition)
+            // librdkafka hands a partition's messages out in runs.
+            if partition != lastTouched {
+                touched.insert(partition)
+                lastTouched = partition
+            }
             switch consumer.classify(&message) {
             case .error:
                 break  // taken above
@@ -319,7 +329,7 @@ final class OrderedProcessor: @unchecked Sendable {
             case .event(let event):
                 nextID += 1
                 let item = WorkItem(
-                    id: nextID, key: orderingKey.key(event), partition: partition, epoch: progress[partition]!.epoch,
+                    id: nextID, key: orderingKey.key(event), partition: partition, epoch: epoch,
                     offset: message.offset, event: event, message: message)
                 enqueue(item)
             case .invalid(let error):
@@ -349,16 +359,23 @@ final class OrderedProcessor: @unchecked Sendable {
 
     func enqueue(_ item: WorkItem) {
         inMemory += 1
-        progress[item.partition]!.inMemory += 1
+        if let index = progress.index(forKey: item.partition) { progress.values[index].inMemory += 1 }
         if let index = pending.index(forKey: item.key) {
             pending.values[index].append(item)
         } else {
             let key = item.key
-            pending[key] = [item]
+            // A key's queue is usually emptied before its next event comes: its storage is
+            // reused, not allocated again per event.
+            var queue = spareQueues.popLast() ?? Deque()
+            queue.append(item)
+            pending[key] = queue
             if runningKeys[key] == nil { ready.append(key) }
         }
         peak = max(peak, inMemory)
     }
+
+    /// Emptied key queues whose storage the next new key takes.
+    static let spareQueueLimit = 64
 
     var peak = 0
     var reportedPeak = 0
