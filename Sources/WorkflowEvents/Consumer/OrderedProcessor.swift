@@ -357,13 +357,13 @@ final class OrderedProcessor: @unchecked Sendable {
         applyFlowControl(touched)
     }
 
-    func enqueue(_ item: WorkItem) {
+    func enqueue(_ item: consuming WorkItem) {
         inMemory += 1
         if let index = progress.index(forKey: item.partition) { progress.values[index].inMemory += 1 }
-        if let index = pending.index(forKey: item.key) {
+        let key = item.key
+        if let index = pending.index(forKey: key) {
             pending.values[index].append(item)
         } else {
-            let key = item.key
             // A key's queue is usually emptied before its next event comes: its storage is
             // reused, not allocated again per event.
             var queue = spareQueues.popLast() ?? Deque()
