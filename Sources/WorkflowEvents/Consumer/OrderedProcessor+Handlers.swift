@@ -18,19 +18,28 @@ extension OrderedProcessor {
     /// events in order, so that a worker goes from one event to the next without waiting
     /// for the loop. A key is held by one worker at a time.
     func schedule(in handlers: inout DiscardingTaskGroup) {
+        let tracing = WorkflowEventConsumer.isTracing
         while workers < maxConcurrency, !ready.isEmpty {
             let free = maxConcurrency - workers
             let keysPerWorker = (ready.count + free - 1) / free
-            var chunk: [WorkItem] = []
+            var jobs: [Job] = []
             var keys = 0
-            while keys < keysPerWorker, chunk.count < Self.eventsPerWorker, let key = ready.popFirst() {
+            while keys < keysPerWorker, jobs.count < Self.eventsPerWorker, let key = ready.popFirst() {
                 guard var queue = pending.removeValue(forKey: key) else { continue }
                 keys += 1
-                let before = chunk.count
-                while chunk.count < Self.eventsPerWorker, let item = queue.popFirst() {
-                    chunk.append(item)
+                let before = jobs.count
+                // Each event moves from its key's queue to a job (the worker's) and its
+                // coordinates to the running table (the loop's).
+                while jobs.count < Self.eventsPerWorker, let item = queue.popFirst() {
+                    running[item.id] = InFlight(key: key, partition: item.partition, epoch: item.epoch, offset: item.offset, message: item.message)
+                    let message =
+                        tracing
+                        ? WorkflowEventMessage(
+                            event: item.event, topic: item.partition.topic, partition: item.partition.partition, offset: item.offset,
+                            key: item.message.key, headers: item.message.headers, timestamp: nil) : nil
+                    jobs.append(Job(id: item.id, event: item.event, message: message))
                 }
-                runningKeys[key, default: 0] += chunk.count - before
+                runningKeys[key, default: 0] += jobs.count - before
                 // The rest waits until the key's events given out are done.
                 if !queue.isEmpty {
                     pending[key] = queue
@@ -38,31 +47,20 @@ extension OrderedProcessor {
                     spareQueues.append(queue)
                 }
             }
-            if !chunk.isEmpty { start(chunk, in: &handlers) }
+            if !jobs.isEmpty { start(jobs, in: &handlers) }
         }
     }
 
-    func start(_ chunk: [WorkItem], in handlers: inout DiscardingTaskGroup) {
-        struct Job: Sendable {
-            let id: Int
-            let event: WorkflowEvent
-            /// The event's coordinates for its span: only when tracing (the key and headers
-            /// cost allocations per event).
-            let message: WorkflowEventMessage?
-        }
-        let tracing = WorkflowEventConsumer.isTracing
-        var jobs: [Job] = []
-        jobs.reserveCapacity(chunk.count)
-        for item in chunk {
-            jobs.append(
-                Job(
-                    id: item.id, event: item.event,
-                    message: tracing
-                        ? WorkflowEventMessage(
-                            event: item.event, topic: item.partition.topic, partition: item.partition.partition, offset: item.offset,
-                            key: item.message.key, headers: item.message.headers, timestamp: nil) : nil))
-            running[item.id] = InFlight(key: item.key, partition: item.partition, epoch: item.epoch, offset: item.offset, message: item.message)
-        }
+    /// An event a worker runs.
+    struct Job: Sendable {
+        let id: Int
+        let event: WorkflowEvent
+        /// The event's coordinates for its span: only when tracing (the key and headers
+        /// cost allocations per event).
+        let message: WorkflowEventMessage?
+    }
+
+    func start(_ jobs: [Job], in handlers: inout DiscardingTaskGroup) {
         workers += 1
         let handler = self.handler
         let mailbox = self.mailbox
