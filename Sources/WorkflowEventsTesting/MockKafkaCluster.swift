@@ -151,9 +151,28 @@ public final class MockKafkaCluster: Sendable {
     }
 
     /// Takes a broker down: its connections close and it refuses new ones.
+    ///
+    /// The mock closes the broker's listening socket and binds its port again at once, to keep
+    /// it. A child process being started holds a copy of every descriptor of this process
+    /// until it runs its program, so the closed listener may still listen there: the bind
+    /// fails, and librdkafka's mock aborts the process. Start child processes inside
+    /// ``whileNoBrokerGoesDown(_:)``, which this waits for.
     public func setBrokerDown(_ broker: Int32) throws {
         try checkBroker(broker)
-        try check(try withCluster("take broker \(broker) down") { rd_kafka_mock_broker_set_down($0, broker) }, "take broker \(broker) down")
+        try Self.goingDown.withLock { _ in
+            try check(try withCluster("take broker \(broker) down") { rd_kafka_mock_broker_set_down($0, broker) }, "take broker \(broker) down")
+        }
+    }
+
+    /// Held while a broker of a mock cluster in this process goes down, and while a child
+    /// process is started.
+    private static let goingDown = Mutex(())
+
+    /// Runs `body` (which starts a child process: `posix_spawn`, `fork`, `Process.run()`)
+    /// while no broker of a mock cluster in this process is being taken down. See
+    /// ``setBrokerDown(_:)``.
+    public static func whileNoBrokerGoesDown<T>(_ body: () throws -> T) rethrows -> T {
+        try goingDown.withLock { _ in try body() }
     }
 
     /// Brings a broker back up.

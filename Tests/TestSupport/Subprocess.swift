@@ -1,5 +1,6 @@
 public import Foundation
 import Synchronization
+import WorkflowEventsTesting
 
 /// The folder of the package's built products: the test binary lives there too.
 public let productsDirectory = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
@@ -126,6 +127,13 @@ enum ChildStream {
 }
 
 /// Starts `path` with `posix_spawn`; the child inherits no descriptor but its standard three.
+public func spawnChild(path: String, arguments: [String], environment: [String]) throws -> pid_t {
+    try spawnChild(
+        path: path, arguments: arguments, environment: environment, standardInput: .file("/dev/null"),
+        standardOutput: .file("/dev/null"), standardError: .file("/dev/null"))
+}
+
+/// Starts `path` with `posix_spawn`; the child inherits no descriptor but its standard three.
 func spawnChild(
     path: String, arguments: [String], environment: [String], standardInput: ChildStream, standardOutput: ChildStream,
     standardError: ChildStream
@@ -155,7 +163,9 @@ func spawnChild(
         for pointer in envp { free(pointer) }
     }
     var pid: pid_t = 0
-    let result = posix_spawn(&pid, path, &actions, nil, argv, envp)
+    // Until it runs its program, the child holds a copy of every descriptor of this process,
+    // a mock broker's listening socket included: no broker may go down meanwhile.
+    let result = MockKafkaCluster.whileNoBrokerGoesDown { posix_spawn(&pid, path, &actions, nil, argv, envp) }
     guard result == 0 else {
         throw TimedOut(description: "could not start '\(path)': \(String(cString: strerror(result)))")
     }
