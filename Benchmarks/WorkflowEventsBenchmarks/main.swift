@@ -153,9 +153,13 @@ func consumerConfiguration(_ bootstrap: String) -> WorkflowEventConsumer.Configu
 
 /// Runs `body` with a consumer subscribed to `topic`, closed afterwards; `body` returns how
 /// many events it read and from when to when.
-nonisolated func measure(
+/// Runs on the caller's actor, and so does `body`.
+nonisolated(nonsending) func measure(
     bootstrap: String, topic: String,
-    _ body: (WorkflowEventConsumer) async throws -> (count: Int, start: ContinuousClock.Instant, end: ContinuousClock.Instant)
+    _ body:
+        nonisolated(nonsending) (WorkflowEventConsumer) async throws -> (
+            count: Int, start: ContinuousClock.Instant, end: ContinuousClock.Instant
+        )
 ) async throws -> Double {
     let consumer = try WorkflowEventConsumer(configuration: consumerConfiguration(bootstrap))
     try await consumer.subscribe([topic])
@@ -164,24 +168,10 @@ nonisolated func measure(
     return Double(result.count) / seconds(result.end - result.start)
 }
 
-nonisolated func streamLoop(bootstrap: String, topic: String, count: Int) async throws -> Double {
-    try await measure(bootstrap: bootstrap, topic: topic) { consumer in
-        var received = 0
-        var start = ContinuousClock.now
-        for try await event in consumer.events(topics: [topic]) {
-            if received == 0 { start = ContinuousClock.now }
-            received += touch(event)
-            if received == count { break }
-        }
-        return (received, start, ContinuousClock.now)
-    }
-}
-
-/// The stream loop as top-level code or a view model would write it: on the main actor.
-@MainActor
-func mainActorStreamLoop(bootstrap: String, topic: String, count: Int) async throws -> Double {
-    let consumer = try WorkflowEventConsumer(configuration: consumerConfiguration(bootstrap))
-    try await consumer.subscribe([topic])
+/// Reads `count` events with `for try await` over the stream, on the caller's actor.
+nonisolated(nonsending) func readStream(
+    _ consumer: WorkflowEventConsumer, topic: String, count: Int
+) async throws -> (count: Int, start: ContinuousClock.Instant, end: ContinuousClock.Instant) {
     var received = 0
     var start = ContinuousClock.now
     for try await event in consumer.events(topics: [topic]) {
@@ -189,9 +179,17 @@ func mainActorStreamLoop(bootstrap: String, topic: String, count: Int) async thr
         received += touch(event)
         if received == count { break }
     }
-    let end = ContinuousClock.now
-    await consumer.close()
-    return Double(received) / seconds(end - start)
+    return (received, start, ContinuousClock.now)
+}
+
+nonisolated func streamLoop(bootstrap: String, topic: String, count: Int) async throws -> Double {
+    try await measure(bootstrap: bootstrap, topic: topic) { try await readStream($0, topic: topic, count: count) }
+}
+
+/// The stream loop as top-level code or a view model would write it: on the main actor.
+@MainActor
+func mainActorStreamLoop(bootstrap: String, topic: String, count: Int) async throws -> Double {
+    try await measure(bootstrap: bootstrap, topic: topic) { try await readStream($0, topic: topic, count: count) }
 }
 
 nonisolated func callbackLoop(bootstrap: String, topic: String, count: Int) async throws -> Double {
@@ -209,27 +207,10 @@ nonisolated func callbackLoop(bootstrap: String, topic: String, count: Int) asyn
     }
 }
 
-nonisolated func batchesLoop(bootstrap: String, topic: String, count: Int) async throws -> Double {
-    try await measure(bootstrap: bootstrap, topic: topic) { consumer in
-        var received = 0
-        var start = ContinuousClock.now
-        reading: for try await batch in consumer.batches(topics: [topic], maxCount: 500, maxWait: .milliseconds(100)) {
-            if received == 0 { start = ContinuousClock.now }
-            for message in batch {
-                received += touch(message.event)
-                if received == count { break reading }
-            }
-        }
-        return (received, start, ContinuousClock.now)
-    }
-}
-
-/// The batch loop as code that must stay on the main actor would write it (the README's
-/// advice there): one hop to the main actor per batch, not per event.
-@MainActor
-func mainActorBatchesLoop(bootstrap: String, topic: String, count: Int) async throws -> Double {
-    let consumer = try WorkflowEventConsumer(configuration: consumerConfiguration(bootstrap))
-    try await consumer.subscribe([topic])
+/// Reads `count` events in batches of up to 500, on the caller's actor.
+nonisolated(nonsending) func readBatches(
+    _ consumer: WorkflowEventConsumer, topic: String, count: Int
+) async throws -> (count: Int, start: ContinuousClock.Instant, end: ContinuousClock.Instant) {
     var received = 0
     var start = ContinuousClock.now
     reading: for try await batch in consumer.batches(topics: [topic], maxCount: 500, maxWait: .milliseconds(100)) {
@@ -239,9 +220,18 @@ func mainActorBatchesLoop(bootstrap: String, topic: String, count: Int) async th
             if received == count { break reading }
         }
     }
-    let end = ContinuousClock.now
-    await consumer.close()
-    return Double(received) / seconds(end - start)
+    return (received, start, ContinuousClock.now)
+}
+
+nonisolated func batchesLoop(bootstrap: String, topic: String, count: Int) async throws -> Double {
+    try await measure(bootstrap: bootstrap, topic: topic) { try await readBatches($0, topic: topic, count: count) }
+}
+
+/// The batch loop as code that must stay on the main actor would write it (the README's
+/// advice there): one hop to the main actor per batch, not per event.
+@MainActor
+func mainActorBatchesLoop(bootstrap: String, topic: String, count: Int) async throws -> Double {
+    try await measure(bootstrap: bootstrap, topic: topic) { try await readBatches($0, topic: topic, count: count) }
 }
 
 /// What a loop body reads of each event, as a handler would: its type, workflow and data.
